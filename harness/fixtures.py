@@ -1,0 +1,55 @@
+"""Fixtures of the ncap plugin: the run, and one measured record per metric for the current cell."""
+from __future__ import annotations
+
+import pytest
+
+from harness.errors import NcapError
+from harness.session import Cell, ComplianceRun, Record
+
+
+@pytest.fixture(scope="session")
+def ncap_run(request: pytest.FixtureRequest) -> ComplianceRun:
+    from harness.plugin import RUN_KEY
+
+    return request.config.stash[RUN_KEY]
+
+
+def _measured(request: pytest.FixtureRequest, run: ComplianceRun, metric: str, cell: Cell) -> Record:
+    """The record, or an error (not a failure) when the figure could not be obtained."""
+    try:
+        record = run.measure(metric, cell)
+    except NcapError as exc:
+        pytest.fail(f"{metric} of {cell.id} could not be measured: {exc}", pytrace=False)
+    for name in ("verdict", "grade", "method", "limit"):
+        request.node.user_properties.append((f"ncap_{name}", getattr(record, name) if name != "verdict"
+                                             else record.verdict.status))
+    return record
+
+
+@pytest.fixture
+def latency(request: pytest.FixtureRequest, ncap_run: ComplianceRun, cell: Cell) -> Record:
+    return _measured(request, ncap_run, "latency", cell)
+
+
+@pytest.fixture
+def memory(request: pytest.FixtureRequest, ncap_run: ComplianceRun, cell: Cell) -> Record:
+    return _measured(request, ncap_run, "memory", cell)
+
+
+@pytest.fixture
+def power(request: pytest.FixtureRequest, ncap_run: ComplianceRun, cell: Cell) -> Record:
+    return _measured(request, ncap_run, "power", cell)
+
+
+@pytest.fixture
+def accuracy(request: pytest.FixtureRequest, ncap_run: ComplianceRun, cell: Cell) -> Record:
+    return _measured(request, ncap_run, "accuracy", cell)
+
+
+def assert_verdict(record: Record) -> None:
+    """Turn a recorded verdict into the pytest outcome: pass, fail (with the margin) or skip (with why)."""
+    if record.verdict.status == "fail":
+        pytest.fail(record.verdict.message, pytrace=False)
+    if record.verdict.status == "skip":
+        pytest.skip(record.verdict.message)
+    assert record.verdict.status == "pass", record.verdict.message

@@ -1,0 +1,87 @@
+"""Peak memory: the high-water RSS of a fresh process that loads the model and runs it.
+
+A fresh process keeps the figure free of what the harness itself holds (PyTorch, datasets).
+Run as `python -m harness.measure.memory MODEL SAMPLE.npy` it is that process.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import psutil
+
+from harness.errors import NcapError
+from harness.runtimes.onnxruntime.runner import OnnxRuntimeRunner
+
+PROBE_RUNS = 50
+
+
+@dataclass(frozen=True)
+class MemoryReading:
+    peak_mb: float  # high-water RSS (VmHWM) of the probe process
+    loaded_mb: float  # RSS after the model is loaded, before the first inference
+    baseline_mb: float  # RSS of the probe before it loads the model (interpreter + runtime library)
+    method: str
+
+
+def measure_peak_memory(model: Path, sample: np.ndarray, *, input_name: str | None, output_name: str | None,
+                        provider: str, threads: int) -> MemoryReading:
+    with tempfile.TemporaryDirectory(prefix="ncap-memory-") as scratch:
+        sample_path = Path(scratch) / "sample.npy"
+        np.save(sample_path, sample)
+        command = [sys.executable, "-m", __name__, str(model), str(sample_path), "--provider", provider,
+                   "--threads", str(threads)]
+        command += ["--input-name", input_name] if input_name else []
+        command += ["--output-name", output_name] if output_name else []
+        done = subprocess.run(command, capture_output=True, text=True, timeout=600)
+    if done.returncode != 0:
+        last = (done.stderr.strip().splitlines() or ["no output"])[-1]
+        raise NcapError(f"memory probe for {model.name} failed (exit {done.returncode}): {last[:300]}")
+    figures = json.loads(done.stdout.strip().splitlines()[-1])
+    return MemoryReading(**figures, method=(
+        f"peak RSS (VmHWM, the kernel's high-water mark) of a fresh Python process that loads "
+        f"the model with ONNX Runtime ({provider}, {threads} threads) and runs {PROBE_RUNS} batch-1 inferences; "
+        "includes the interpreter and runtime library"))
+
+
+def _high_water_rss() -> int:
+    """VmHWM from /proc: unlike getrusage's ru_maxrss, it restarts at exec, so it excludes the
+    (large) harness process this probe was forked from."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) * 1024  # the kernel reports kB
+    raise NcapError("this OS has no /proc/self/status VmHWM; peak memory can only be measured on Linux")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("model", type=Path)
+    parser.add_argument("sample", type=Path)
+    parser.add_argument("--provider", default="CPUExecutionProvider")
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--input-name")
+    parser.add_argument("--output-name")
+    args = parser.parse_args()
+    process = psutil.Process()
+    sample = np.load(args.sample)
+    baseline = process.memory_info().rss
+    try:
+        with OnnxRuntimeRunner(args.model, input_name=args.input_name, output_name=args.output_name,
+                               provider=args.provider, threads=args.threads) as runner:
+            loaded = process.memory_info().rss
+            for _ in range(PROBE_RUNS):
+                runner.infer(sample)
+            peak = _high_water_rss()
+    except NcapError as exc:
+        sys.exit(str(exc))
+    print(json.dumps({"peak_mb": peak / 2**20, "loaded_mb": loaded / 2**20, "baseline_mb": baseline / 2**20}))
+
+
+if __name__ == "__main__":
+    main()

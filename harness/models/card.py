@@ -1,0 +1,61 @@
+"""Model cards: how to feed an ONNX model and read its output (bring-your-own or zoo-made)."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, PositiveInt, ValidationError, model_validator
+
+from harness.errors import NcapError
+from harness.platform import describe_validation_error
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class InputSpec(_Strict):
+    name: str | None = None  # may be omitted when the model has one input
+    layout: Literal["NCHW", "NHWC"] = "NCHW"
+    size: tuple[PositiveInt, PositiveInt]  # height, width
+    channels: Literal[1, 3] = 3
+    scale: float = 1 / 255
+    mean: tuple[float, ...] = (0.0,)
+    std: tuple[float, ...] = (1.0,)
+
+    @model_validator(mode="after")
+    def _per_channel(self) -> InputSpec:
+        for field in ("mean", "std"):
+            if len(getattr(self, field)) not in (1, self.channels):
+                raise ValueError(f"input.{field} needs 1 or {self.channels} values (one per channel)")
+        if 0.0 in self.std:
+            raise ValueError("input.std must not contain 0")
+        return self
+
+
+class OutputSpec(_Strict):
+    name: str | None = None  # may be omitted when the model has one output
+    kind: Literal["logits", "probabilities"] = "logits"
+
+
+class ModelCard(_Strict):
+    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.+-]*$")  # it becomes part of test ids and file names
+    onnx: Path
+    input: InputSpec
+    output: OutputSpec = OutputSpec()
+    classes: tuple[str, ...] = Field(min_length=2)
+
+
+def load_card(path: Path) -> ModelCard:
+    """A card from YAML; its `onnx` path is taken relative to the card's folder."""
+    try:
+        raw = yaml.safe_load(path.read_text())
+        card = ModelCard.model_validate(raw)
+    except OSError as exc:
+        raise NcapError(f"cannot read model card {path}: {exc.strerror}; check --model") from exc
+    except yaml.YAMLError as exc:
+        raise NcapError(f"model card {path}: not valid YAML ({exc.__class__.__name__}); fix the syntax") from exc
+    except ValidationError as exc:
+        raise NcapError(f"model card {path}: {describe_validation_error(exc)}") from exc
+    return card.model_copy(update={"onnx": (path.parent / card.onnx).resolve()})

@@ -1,0 +1,109 @@
+"""Train a zoo network on a dataset on the CPU, export it to ONNX, and cache both by content."""
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from harness import cache
+from harness.data import preprocess
+from harness.data.dataset import Dataset, ImageSet
+from harness.models import zoo
+from harness.models.card import InputSpec, ModelCard
+from harness.optimize import export
+
+Progress = Callable[[str], None]
+
+# The zoo's input: a 64x64 RGB face crop. Small enough that three networks train on two CPU
+# cores in a few minutes, large enough that closed eyes remain visible.
+ZOO_INPUT = InputSpec(name=export.INPUT_NAME, size=(64, 64), channels=3, scale=1 / 255,
+                      mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5))
+
+
+@dataclass(frozen=True)
+class TrainedModel:
+    card: ModelCard  # points at the FP32 ONNX export
+    weights: Path  # the PyTorch state dict, for passes that fine-tune (QAT, pruning, distillation)
+    framework_accuracy: float  # top-1 of the PyTorch model on the evaluation split
+    train_seconds: float
+    cache_hit: bool
+
+
+def trained_model(name: str, dataset: Dataset, progress: Progress = print) -> TrainedModel:
+    """The zoo network `name` trained on `dataset`: from the cache, or trained now (with progress)."""
+    entry = zoo.ZOO[name]
+    key = cache.content_key(name, entry.plan, dataset.fingerprint, ZOO_INPUT.model_dump(), torch.__version__,
+                            cache.source_sha256(zoo, preprocess, export, sys.modules[__name__]))
+    folder = cache.cache_root() / "models" / f"{name}-{key[:16]}"
+    if (folder / "trained.json").is_file():
+        return _load(name, dataset, folder, cache_hit=True)
+    progress(f"training {name} on {dataset.name} (not cached; {entry.plan.epochs} epochs)")
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{name}-", dir=folder.parent))
+    try:
+        _train_and_export(name, entry, dataset, staging, progress)
+        staging.rename(folder)  # atomic: a killed run never leaves a half-written cache entry
+    except FileExistsError:
+        shutil.rmtree(staging)  # another worker finished the same model first; theirs is identical
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return _load(name, dataset, folder, cache_hit=False)
+
+
+def _load(name: str, dataset: Dataset, folder: Path, cache_hit: bool) -> TrainedModel:
+    record = json.loads((folder / "trained.json").read_text())
+    card = ModelCard(name=name, onnx=folder / "model.onnx", input=ZOO_INPUT, classes=dataset.classes)
+    return TrainedModel(card, folder / "weights.pt", record["framework_accuracy"], record["train_seconds"], cache_hit)
+
+
+def _train_and_export(name: str, entry: zoo.ZooEntry, dataset: Dataset, out: Path, progress: Progress) -> None:
+    plan = entry.plan
+    torch.manual_seed(plan.seed)
+    module = entry.build(len(dataset.classes))
+    inputs = torch.from_numpy(preprocess.to_tensor(dataset.train.images, ZOO_INPUT))
+    labels = torch.from_numpy(dataset.train.labels)
+    optimiser = torch.optim.AdamW(module.parameters(), lr=plan.learning_rate, weight_decay=plan.weight_decay)
+    steps = plan.epochs * -(-len(labels) // plan.batch_size)
+    schedule = torch.optim.lr_scheduler.OneCycleLR(optimiser, max_lr=plan.learning_rate, total_steps=steps)
+    generator = torch.Generator().manual_seed(plan.seed)
+    started = time.perf_counter()
+    for epoch in range(1, plan.epochs + 1):
+        module.train()
+        total = 0.0
+        for batch in torch.randperm(len(labels), generator=generator).split(plan.batch_size):
+            optimiser.zero_grad()
+            loss = nn.functional.cross_entropy(module(inputs[batch]), labels[batch])
+            loss.backward()
+            optimiser.step()
+            schedule.step()
+            total += loss.item() * len(batch)
+        accuracy = evaluate_torch(module, dataset.evaluation)
+        progress(f"  {name} epoch {epoch}/{plan.epochs}: loss {total / len(labels):.3f}, "
+                 f"eval top-1 {accuracy:.1%} ({time.perf_counter() - started:.0f} s)")
+    seconds = time.perf_counter() - started
+    torch.save(module.state_dict(), out / "weights.pt")
+    example = preprocess.to_tensor(dataset.evaluation.images[:8], ZOO_INPUT)
+    export_error = export.export_onnx(module, example, out / "model.onnx")
+    (out / "trained.json").write_text(json.dumps({
+        "model": name, "plan": plan.__dict__, "dataset": dataset.fingerprint, "framework_accuracy": accuracy,
+        "train_seconds": seconds, "onnx_max_abs_diff": export_error, "torch": torch.__version__}, indent=2))
+
+
+def evaluate_torch(module: nn.Module, split: ImageSet, batch_size: int = 256) -> float:
+    """Top-1 accuracy of a PyTorch model on a split."""
+    module.eval()
+    correct = 0
+    with torch.no_grad():
+        for start in range(0, len(split), batch_size):
+            x = torch.from_numpy(preprocess.to_tensor(split.images[start:start + batch_size], ZOO_INPUT))
+            correct += int((module(x).argmax(1).numpy() == split.labels[start:start + batch_size]).sum())
+    return correct / len(split)

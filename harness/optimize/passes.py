@@ -1,0 +1,132 @@
+"""Precision passes: an ONNX model in, an ONNX model out, plus a record of what was done.
+
+Each pass uses the tool made for it: ONNX Runtime's float16 converter and its static
+quantiser. The toolbox's other passes (fusion, pruning, QAT, ...) join the registry in recipe.py.
+"""
+from __future__ import annotations
+
+import shutil
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+import onnx
+from onnx import version_converter
+from onnxruntime.quantization import (
+    CalibrationDataReader,
+    CalibrationMethod,
+    QuantFormat,
+    QuantType,
+    quant_pre_process,
+    quantize_static,
+)
+from onnxruntime.transformers.float16 import convert_float_to_float16
+
+from harness.data import preprocess
+from harness.data.dataset import ImageSet
+from harness.models.card import ModelCard
+
+PER_CHANNEL_MIN_OPSET = 13  # QuantizeLinear's `axis` (per-channel) arrived in opset 13
+
+
+@dataclass(frozen=True)
+class PassContext:
+    card: ModelCard  # how to feed the model (for calibration)
+    calibration: ImageSet
+    data_fingerprint: str  # identifies the calibration data: part of every step's cache key
+
+
+class Pass(Protocol):
+    name: str
+    precision: str | None  # the precision a pass ends in, None for a structural pass
+
+    def params(self) -> dict[str, Any]: ...
+
+    def apply(self, source: Path, target: Path, context: PassContext) -> dict[str, Any]:
+        """Write the transformed model to `target`; return what was done, for the manifest."""
+        ...
+
+
+class Fp32:
+    """The exported model as it is: the reference every other precision is compared with."""
+
+    name = precision = "fp32"
+
+    def params(self) -> dict[str, Any]:
+        return {}
+
+    def apply(self, source: Path, target: Path, context: PassContext) -> dict[str, Any]:
+        shutil.copyfile(source, target)
+        return {"tool": "none (reference)"}
+
+
+class Fp16:
+    """Weights and activations to float16; the graph keeps float32 inputs and outputs."""
+
+    name = precision = "fp16"
+
+    def params(self) -> dict[str, Any]:
+        return {"keep_io_types": True}
+
+    def apply(self, source: Path, target: Path, context: PassContext) -> dict[str, Any]:
+        onnx.save(convert_float_to_float16(onnx.load(str(source)), keep_io_types=True), str(target))
+        return {"tool": "onnxruntime.transformers.float16.convert_float_to_float16"}
+
+
+class Int8:
+    """Post-training static quantisation, QDQ format, calibrated on the calibration split."""
+
+    name = precision = "int8"
+
+    def __init__(self, method: str = "MinMax", per_channel: bool = True, calibration_images: int = 200) -> None:
+        if method not in CalibrationMethod.__members__:
+            raise ValueError(f"calibration method {method!r} is not one of {', '.join(CalibrationMethod.__members__)}")
+        self.method, self.per_channel, self.calibration_images = method, per_channel, calibration_images
+
+    def params(self) -> dict[str, Any]:
+        return {"format": "QDQ", "calibration": self.method, "per_channel": self.per_channel,
+                "activation_type": "QUInt8", "weight_type": "QInt8", "calibration_images": self.calibration_images}
+
+    def apply(self, source: Path, target: Path, context: PassContext) -> dict[str, Any]:
+        with tempfile.TemporaryDirectory(prefix="ncap-int8-") as scratch:
+            prepared = Path(scratch) / "prepared.onnx"
+            upgraded_from = _upgrade_opset(source, prepared, PER_CHANNEL_MIN_OPSET)
+            quant_pre_process(str(prepared), str(prepared), skip_symbolic_shape=True)
+            quantize_static(str(prepared), str(target), _Calibration(context, self.calibration_images),
+                            quant_format=QuantFormat.QDQ, per_channel=self.per_channel,
+                            activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
+                            calibrate_method=CalibrationMethod[self.method])
+        return {"tool": "onnxruntime.quantization.quantize_static (after quant_pre_process)",
+                "opset_upgraded_from": upgraded_from}
+
+
+class _Calibration(CalibrationDataReader):
+    """Feeds the calibration split one image at a time, preprocessed as the card says."""
+
+    def __init__(self, context: PassContext, limit: int) -> None:
+        self._batches: Iterator[dict[str, Any]] = (
+            {context.card.input.name or _only_input(context.card.onnx):
+             preprocess.to_tensor(context.calibration.images[i:i + 1], context.card.input)}
+            for i in range(min(limit, len(context.calibration))))
+
+    def get_next(self) -> dict[str, Any] | None:
+        return next(self._batches, None)
+
+
+def _only_input(model: Path) -> str:
+    graph = onnx.load(str(model), load_external_data=False).graph
+    initialisers = {init.name for init in graph.initializer}
+    return next(i.name for i in graph.input if i.name not in initialisers)
+
+
+def _upgrade_opset(source: Path, target: Path, minimum: int) -> int | None:
+    """Copy the model, converting it to `minimum` when its default-domain opset is older."""
+    model = onnx.load(str(source))
+    opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), minimum)
+    if opset >= minimum:
+        onnx.save(model, str(target))
+        return None
+    onnx.save(version_converter.convert_version(model, minimum), str(target))
+    return opset

@@ -1,0 +1,113 @@
+"""Recipes: an ordered list of passes, applied to an ONNX model into a cached, manifested artifact."""
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import onnx
+import onnxruntime
+
+from harness import cache
+from harness.errors import NcapError
+from harness.models.card import ModelCard
+from harness.optimize import passes
+from harness.optimize.passes import Pass, PassContext
+
+# name -> factory taking the text after "name:" (None when absent). New passes register here.
+PASSES: dict[str, Callable[[str | None], Pass]] = {
+    "fp32": lambda arg: passes.Fp32(),
+    "fp16": lambda arg: passes.Fp16(),
+    "int8": lambda arg: passes.Int8(method=arg or "MinMax"),
+}
+
+
+def parse_recipe(text: str) -> list[Pass]:
+    """`"int8"` or `"int8:Entropy"` (comma-separated steps) into passes; the last sets the precision."""
+    steps = [step.strip() for step in text.split(",")]
+    if not all(steps):
+        raise NcapError(f"recipe {text!r} has an empty step; write steps like 'fp16' or 'int8', comma-separated")
+    built = []
+    for step in steps:
+        name, _, arg = step.partition(":")
+        if name not in PASSES:
+            raise NcapError(f"recipe step {step!r} names no known pass; known: {', '.join(PASSES)}")
+        try:
+            built.append(PASSES[name](arg or None))
+        except (KeyError, ValueError) as exc:
+            raise NcapError(f"recipe step {step!r} has a bad parameter ({exc}); "
+                            "see the README for each pass's form") from exc
+    if built[-1].precision is None:
+        raise NcapError(f"recipe {text!r} must end in a precision step (one of fp32, fp16, int8)")
+    return built
+
+
+@dataclass(frozen=True)
+class Artifact:
+    card: ModelCard  # the source card, pointing at the artifact's ONNX file
+    precision: str
+    manifest: dict[str, Any]
+
+    @property
+    def sha256(self) -> str:
+        return self.manifest["sha256"]
+
+
+def check_onnx(path: Path) -> None:
+    """Fail with one line when the file is missing or not a valid ONNX model."""
+    if not path.is_file():
+        raise NcapError(f"ONNX file {path} does not exist; fix the `onnx:` path in the model card")
+    try:
+        onnx.checker.check_model(str(path))
+    except (onnx.checker.ValidationError, onnx.onnx_cpp2py_export.checker.ValidationError, OSError) as exc:
+        detail = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
+        raise NcapError(f"{path} is not a valid ONNX model ({detail}); re-export or replace the file") from exc
+    except Exception as exc:  # protobuf's DecodeError and friends, raised for a truncated file
+        raise NcapError(f"{path} is not a valid ONNX model ({type(exc).__name__}: cannot be parsed); "
+                        "re-export or replace the file") from exc
+
+
+def build_artifact(card: ModelCard, recipe: list[Pass], context: PassContext) -> Artifact:
+    """Apply each pass in turn; each step is cached by the content of its input and its parameters."""
+    check_onnx(card.onnx)
+    source, source_sha = card.onnx, cache.file_sha256(card.onnx)
+    steps = []
+    for step in recipe:
+        key = cache.content_key(source_sha, step.name, step.params(), context.data_fingerprint, onnx.__version__,
+                                onnxruntime.__version__, cache.source_sha256(sys.modules[type(step).__module__]))
+        folder = cache.cache_root() / "artifacts" / key[:32]
+        if not (folder / "step.json").is_file():
+            _run_step(step, source, folder, context)
+        record = json.loads((folder / "step.json").read_text())
+        steps.append(record)
+        source, source_sha = folder / "model.onnx", record["sha256"]
+    manifest = {"source": str(card.onnx), "source_sha256": cache.file_sha256(card.onnx),
+                "recipe": [s["pass"] for s in steps], "steps": steps, "sha256": source_sha,
+                "size_bytes": source.stat().st_size}
+    return Artifact(card.model_copy(update={"onnx": source}), recipe[-1].precision, manifest)
+
+
+def _run_step(step: Pass, source: Path, folder: Path, context: PassContext) -> None:
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=".step-", dir=folder.parent))
+    try:
+        did = step.apply(source, staging / "model.onnx", context)
+        record = {"pass": step.name, "params": step.params(), "did": did,
+                  "input_sha256": cache.file_sha256(source), "sha256": cache.file_sha256(staging / "model.onnx"),
+                  "versions": {"onnx": onnx.__version__, "onnxruntime": onnxruntime.__version__}}
+        (staging / "step.json").write_text(json.dumps(record, indent=2))
+        staging.rename(folder)
+    except FileExistsError:
+        shutil.rmtree(staging)  # a parallel worker built the same step first
+    except NcapError:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    except Exception as exc:  # a third-party tool failed on this model: say which step, keep the cause
+        shutil.rmtree(staging, ignore_errors=True)
+        raise NcapError(f"pass {step.name} failed on {source.name}: {type(exc).__name__}: "
+                        f"{str(exc).strip()[:200]}") from exc

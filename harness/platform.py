@@ -1,0 +1,90 @@
+"""Platform profiles: chip facts as validated data, one YAML per platform in `platforms/`."""
+from __future__ import annotations
+
+from functools import cache
+from importlib.resources import files
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, ValidationError
+
+from harness.errors import NcapError
+
+Precision = Literal["fp32", "fp16", "int8", "int4"]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class SourcedFigure(_Strict):
+    """A chip fact with where it comes from, so a report can cite it."""
+
+    value: PositiveFloat
+    source: str = Field(min_length=1)
+
+
+class Runtime(_Strict):
+    name: str
+    execution_provider: str | None = None
+    delegate: str | None = None
+
+
+class Power(_Strict):
+    per_core_active_w: SourcedFigure
+
+
+class Baseline(_Strict):
+    """A before/after latency documented by the source article."""
+
+    model: str
+    before_ms: PositiveFloat
+    after_ms: PositiveFloat
+    source: str
+
+
+class Platform(_Strict):
+    name: str
+    description: str
+    kind: Literal["host", "target"]
+    precisions: list[Precision] = Field(min_length=1)
+    runtime: Runtime
+    toolchain: str | None = None
+    peak_tops: dict[Precision, SourcedFigure] = {}
+    power: Power | None = None
+    baselines: list[Baseline] = []
+
+
+def platforms_dir() -> Path:
+    return Path(str(files("harness.platforms")))
+
+
+def known_platforms() -> list[str]:
+    return sorted(p.stem for p in platforms_dir().glob("*.yaml"))
+
+
+@cache
+def load_platform(name: str) -> Platform:
+    """The profile `platforms/<name>.yaml`; an unknown name or a malformed file is an NcapError."""
+    path = platforms_dir() / f"{name}.yaml"
+    if not path.is_file():
+        raise NcapError(f"unknown platform {name!r}; known platforms: {', '.join(known_platforms())}")
+    return parse_platform(path)
+
+
+def parse_platform(path: Path) -> Platform:
+    try:
+        return Platform.model_validate(yaml.safe_load(path.read_text()))
+    except yaml.YAMLError as exc:
+        raise NcapError(f"{path}: not valid YAML ({exc.__class__.__name__}); fix the syntax") from exc
+    except ValidationError as exc:
+        raise NcapError(f"{path}: {describe_validation_error(exc)}") from exc
+
+
+def describe_validation_error(exc: ValidationError) -> str:
+    """The first problem of a pydantic error as `field.path: message`, fit for one line."""
+    first = exc.errors()[0]
+    where = ".".join(str(part) for part in first["loc"]) or "(top level)"
+    more = f" (+{exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
+    return f"field {where}: {first['msg']}{more}"

@@ -1,0 +1,285 @@
+"""One compliance run: which cells exist, how each figure is obtained, and where it is recorded.
+
+A cell is (model, precision, platform). Each figure is measured at most once per run, recorded in
+the results store the moment it exists (pass, fail, skip or error alike), and handed to the test
+that asserts it.
+"""
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import os
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import psutil
+
+from harness.data import preprocess
+from harness.data.dataset import Dataset, ImageSet, SyntheticSpec, embedded_dataset, folder_dataset
+from harness.errors import NcapError
+from harness.measure import accuracy, memory
+from harness.measure.latency import LatencyPlan, LatencyRun, time_inferences
+from harness.measure.power import meter_for
+from harness.measure.stats import LatencyStats
+from harness.models import zoo
+from harness.models.card import ModelCard, load_card
+from harness.models.train import TrainedModel, trained_model
+from harness.optimize.passes import PassContext
+from harness.optimize.recipe import PASSES, Artifact, build_artifact, parse_recipe
+from harness.platform import Platform
+from harness.requirements import Requirements
+from harness.results.store import ResultsStore
+from harness.runtimes.onnxruntime.runner import OnnxRuntimeRunner
+from harness.verdict import Verdict, judge
+
+HOST_GRADE = "host-measured"
+METRICS = ("latency", "memory", "power", "accuracy")
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    platform: Platform
+    models: tuple[str, ...]  # zoo names or model-card paths
+    precisions: tuple[str, ...]
+    requirements: Requirements
+    report_dir: Path
+    dataset_dir: Path | None = None
+    latency_plan: LatencyPlan = LatencyPlan()
+    threads: int = psutil.cpu_count(logical=False) or os.cpu_count() or 1
+    assert_estimates: bool = False
+    requirements_file: Path | None = None
+
+
+@dataclass(frozen=True)
+class Cell:
+    model: str
+    precision: str
+    platform: str
+
+    @property
+    def id(self) -> str:
+        return f"{self.model}-{self.precision}-{self.platform}"
+
+
+@dataclass
+class Record:
+    """One measurement as stored: the figures, how they were obtained, and the verdict."""
+
+    cell: Cell
+    metric: str
+    verdict: Verdict
+    grade: str | None = None
+    method: str | None = None
+    limit: float | None = None
+    limit_source: str | None = None
+    figures: dict[str, Any] = field(default_factory=dict)
+
+
+class ComplianceRun:
+    def __init__(self, options: RunOptions, progress: Callable[[str], None] = print) -> None:
+        self.options, self.progress = options, progress
+        self.run_id = os.environ.get("NCAP_RUN_ID") or uuid.uuid4().hex[:12]
+        self.store = ResultsStore(options.report_dir / "results.jsonl")
+        self.cards = {spec: _resolve_card(spec) for spec in options.models}  # None for a zoo model
+        self._memo: dict[tuple[str, ...], Any] = {}
+
+    # --- what the run covers -------------------------------------------------------------
+    def model_name(self, spec: str) -> str:
+        card = self.cards[spec]
+        return card.name if card else spec
+
+    def cells(self) -> list[Cell]:
+        return [Cell(self.model_name(spec), precision, self.options.platform.name)
+                for spec in self.options.models for precision in self.options.precisions]
+
+    @cached_property
+    def dataset(self) -> Dataset:
+        if self.options.dataset_dir is not None:
+            return folder_dataset(self.options.dataset_dir)
+        self.progress("generating the embedded synthetic driver-state dataset")
+        return embedded_dataset(SyntheticSpec())
+
+    # --- figures, each measured once and recorded at once ----------------------------------
+    def measure(self, metric: str, cell: Cell) -> Record:
+        """The record of `metric` for `cell`; an NcapError is recorded as an error, then raised."""
+        key = ("record", metric, cell.id)
+        fresh = key not in self._memo
+        try:
+            record = self._once(key, lambda: self._measure(metric, cell))
+        except NcapError as exc:
+            if fresh:
+                self._write(Record(cell, metric, Verdict("error", str(exc))))
+            raise
+        if fresh:
+            self._write(record)
+        return record
+
+    def _measure(self, metric: str, cell: Cell) -> Record:
+        if cell.precision not in self.options.platform.precisions:
+            return Record(cell, metric, Verdict("skip", (
+                f"{cell.platform} does not support {cell.precision} (its toolchain offers "
+                f"{', '.join(self.options.platform.precisions)})")))
+        if self.options.platform.kind != "host":
+            return Record(cell, metric, Verdict("skip", (
+                f"no figures for {cell.platform} yet: host measurements say nothing about the chip, and "
+                "projection and on-device runs are not implemented in this version")))
+        return {"latency": self._latency, "memory": self._memory, "power": self._power,
+                "accuracy": self._accuracy}[metric](cell)
+
+    def _latency(self, cell: Cell) -> Record:
+        run = self._latency_run(cell)
+        stats = LatencyStats.from_samples(run.samples_ms)
+        limit = self.options.requirements.latency_ms
+        if stats.p99_ucb_ms is None:
+            raise NcapError(f"{stats.n} latency samples are too few for a 95 % bound on p99 (needs 299); "
+                            "raise --ncap-min-runs")
+        verdict = judge("latency p99 (upper 95 % bound)", stats.p99_ucb_ms, "ms", limit)
+        return Record(cell, "latency", verdict, HOST_GRADE, self.options.latency_plan.describe(), limit.value,
+                      limit.source, {**dataclasses.asdict(stats), "settings": self._runner_settings(cell)})
+
+    def _memory(self, cell: Cell) -> Record:
+        artifact = self.artifact(cell)
+        reading = memory.measure_peak_memory(
+            artifact.card.onnx, self._sample(artifact.card), input_name=artifact.card.input.name,
+            output_name=artifact.card.output.name, provider=self._provider, threads=self.options.threads)
+        limit = self.options.requirements.memory_mb
+        verdict = judge("peak memory", reading.peak_mb, "MB", limit)
+        figures = {"peak_mb": reading.peak_mb, "loaded_mb": reading.loaded_mb, "baseline_mb": reading.baseline_mb,
+                   "model_size_bytes": artifact.manifest["size_bytes"]}
+        return Record(cell, "memory", verdict, HOST_GRADE, reading.method, limit.value, limit.source, figures)
+
+    def _power(self, cell: Cell) -> Record:
+        reading = self._latency_run(cell).power
+        limit = self.options.requirements.power_w
+        if reading is None:
+            return Record(cell, "power", Verdict("skip", (
+                f"no power meter here (no readable powercap/RAPL) and {cell.platform}'s profile gives no "
+                "per-core power to estimate from")), limit=limit.value, limit_source=limit.source)
+        figures = {"watts": reading.watts, "joules": reading.joules, "window_s": reading.seconds}
+        verdict = judge("average power", reading.watts, "W", limit)
+        if reading.grade == "estimated" and not self.options.assert_estimates:
+            verdict = Verdict("skip", (
+                f"power {reading.watts:.3g} W is only an estimate ({reading.method}); a host CPU estimate "
+                "says nothing about a 5 W car chip. Use --ncap-assert-estimates to assert it anyway"))
+        return Record(cell, "power", verdict, reading.grade, reading.method, limit.value, limit.source, figures)
+
+    def _accuracy(self, cell: Cell) -> Record:
+        top1 = self.top1(cell)
+        figures: dict[str, Any] = {"accuracy": top1, "evaluation_images": len(self.dataset.evaluation)}
+        method = (f"top-1 on the evaluation split of {self.dataset.name} "
+                  f"({len(self.dataset.evaluation)} images), run with ONNX Runtime")
+        if cell.precision == "fp32":
+            return Record(cell, "accuracy", Verdict("skip", (
+                f"FP32 is the reference the other precisions' drops are measured against (top-1 {top1:.2%})")),
+                HOST_GRADE, method, figures=figures)
+        reference = self.top1(Cell(cell.model, "fp32", cell.platform))
+        drop_pt = (reference - top1) * 100
+        figures |= {"reference_accuracy": reference, "drop_pt": drop_pt}
+        limit = self.options.requirements.accuracy_drop_pt.get(cell.precision)
+        if limit is None:
+            raise NcapError(f"no accuracy-drop limit for {cell.precision}; add accuracy_drop_pt.{cell.precision} "
+                            "to the requirements file")
+        verdict = judge(f"top-1 drop vs FP32 ({reference:.2%} -> {top1:.2%})", drop_pt, "pt", limit)
+        return Record(cell, "accuracy", verdict, HOST_GRADE, method, limit.value, limit.source, figures)
+
+    # --- shared work, done once --------------------------------------------------------------
+    def trained(self, model: str) -> TrainedModel:
+        return self._once(("trained", model), lambda: trained_model(model, self.dataset, self.progress))
+
+    def source_card(self, model: str) -> ModelCard:
+        card = next((c for c in self.cards.values() if c and c.name == model), None)
+        return card or self.trained(model).card
+
+    def artifact(self, cell: Cell) -> Artifact:
+        def build() -> Artifact:
+            card = self.source_card(cell.model)
+            context = PassContext(card, self._split_for(card, "calibration"), self.dataset.fingerprint)
+            return build_artifact(card, parse_recipe(cell.precision), context)
+        return self._once(("artifact", cell.model, cell.precision), build)
+
+    def top1(self, cell: Cell) -> float:
+        def evaluate() -> float:
+            card = self.artifact(cell).card
+            with self._runner(card) as runner:
+                return accuracy.top1(runner, card, self._split_for(card, "evaluation"))
+        return self._once(("top1", cell.model, cell.precision), evaluate)
+
+    def _latency_run(self, cell: Cell) -> LatencyRun:
+        def run() -> LatencyRun:
+            card = self.artifact(cell).card
+            with self._runner(card) as runner:
+                return time_inferences(runner, self._sample(card), self.options.latency_plan,
+                                       meter_for(self.options.platform))
+        return self._once(("latency-run", cell.id), run)
+
+    @property
+    def _provider(self) -> str:
+        return self.options.platform.runtime.execution_provider or "CPUExecutionProvider"
+
+    def _runner(self, card: ModelCard) -> OnnxRuntimeRunner:
+        return OnnxRuntimeRunner(card.onnx, input_name=card.input.name, output_name=card.output.name,
+                                 provider=self._provider, threads=self.options.threads)
+
+    def _runner_settings(self, cell: Cell) -> dict[str, Any]:
+        card = self.artifact(cell).card
+        runner = self._runner(card)
+        return runner.settings | {"input": f"{card.input.layout} {card.input.channels}x"
+                                           f"{card.input.size[0]}x{card.input.size[1]}"}
+
+    def _sample(self, card: ModelCard) -> np.ndarray:
+        """The batch-1 input timed for latency: the first evaluation image, preprocessed."""
+        return preprocess.to_tensor(self._split_for(card, "evaluation").images[:1], card.input)
+
+    def _split_for(self, card: ModelCard, split: str) -> ImageSet:
+        """A split with its labels renumbered into the card's class order (names must match)."""
+        missing = [name for name in self.dataset.classes if name not in card.classes]
+        if missing:
+            raise NcapError(f"dataset classes {missing} are not among {card.name}'s classes {list(card.classes)}; "
+                            "rename the dataset folders or fix `classes` in the model card")
+        images = getattr(self.dataset, split)
+        order = np.array([card.classes.index(name) for name in self.dataset.classes])
+        return ImageSet(images.images, order[images.labels])
+
+    def _once(self, key: tuple[str, ...], compute: Callable[[], Any]) -> Any:
+        """Memoise a result or the NcapError that prevented it, so a failed step is not retried per test."""
+        if key not in self._memo:
+            try:
+                self._memo[key] = compute()
+            except NcapError as exc:
+                self._memo[key] = exc
+        if isinstance(self._memo[key], NcapError):
+            raise self._memo[key]
+        return self._memo[key]
+
+    def _write(self, record: Record) -> None:
+        cell = record.cell
+        artifact = self._memo.get(("artifact", cell.model, cell.precision))
+        self.store.append({
+            "run_id": self.run_id, "timestamp": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+            "cell": cell.id, "model": cell.model, "precision": cell.precision, "platform": cell.platform,
+            "recipe": [cell.precision], "metric": record.metric, "verdict": record.verdict.status,
+            "message": record.verdict.message, "grade": record.grade, "method": record.method,
+            "limit": record.limit, "limit_source": record.limit_source,
+            "artifact_sha256": artifact.sha256 if isinstance(artifact, Artifact) else None,
+            "dataset": self.dataset.name if "dataset" in self.__dict__ else None,
+            **record.figures,
+        })
+
+
+def _resolve_card(spec: str) -> ModelCard | None:
+    """None for a zoo name, the parsed card for a path; anything else is an NcapError."""
+    if spec in zoo.ZOO:
+        return None
+    path = Path(spec)
+    if path.suffix in (".yaml", ".yml") or path.exists():
+        return load_card(path)
+    raise NcapError(f"--model {spec!r} is neither a zoo model ({', '.join(zoo.ZOO)}) nor a model card file")
+
+
+def known_precisions() -> list[str]:
+    return [name for name, factory in PASSES.items() if factory(None).precision == name]

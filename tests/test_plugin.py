@@ -1,0 +1,125 @@
+"""The plugin end to end through pytester: options, verdicts that can fail, errors that stay local."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from conftest import SUITE, tiny_classifier, write_card
+
+FAST = ["-rs", "--ncap-min-runs", "300", "--ncap-min-seconds", "0.05", "--ncap-warmup", "2", "-p", "no:cacheprovider"]
+
+
+@pytest.fixture
+def suite(pytester: pytest.Pytester) -> pytest.Pytester:
+    pytester.makepyfile(test_ncap=SUITE.read_text())
+    return pytester
+
+
+def run_suite(suite: pytest.Pytester, card: Path, folder: Path, *extra: str) -> pytest.RunResult:
+    return suite.runpytest("-m", "ncap", "--model", str(card), "--dataset", str(folder),
+                           "--precision", "fp32,int8", *FAST, *extra)
+
+
+def records(suite: pytest.Pytester) -> list[dict]:
+    lines = (suite.path / "reports" / "out" / "results.jsonl").read_text().splitlines()
+    return [json.loads(line) for line in lines]
+
+
+def test_default_limits_pass_and_report_is_written(suite, tiny_card, image_folder):
+    result = run_suite(suite, tiny_card, image_folder)
+    # latency, memory and accuracy (int8) pass; power is an estimate (skipped), fp32 accuracy is the reference
+    result.assert_outcomes(passed=5, skipped=3)
+    written = {r["metric"]: r for r in records(suite) if r["cell"] == "tiny-int8-host"}
+    assert written["latency"]["grade"] == "host-measured" and written["latency"]["n"] >= 300
+    assert written["latency"]["p99_ucb_ms"] >= written["latency"]["p99_ms"]
+    assert written["memory"]["peak_mb"] > 10
+    assert written["power"]["grade"] in ("estimated", "host-measured")
+    assert set(written["accuracy"]) >= {"accuracy", "reference_accuracy", "drop_pt", "limit", "verdict", "method"}
+    html = (suite.path / "reports" / "out" / "report.html").read_text()
+    assert "tiny" in html and "host-measured" in html
+    assert (suite.path / "reports" / "out" / "report.md").is_file()
+
+
+def test_test_ids_name_model_precision_platform(suite, tiny_card, image_folder):
+    result = suite.runpytest("-m", "ncap", "--model", str(tiny_card), "--dataset", str(image_folder),
+                             "--collect-only", "-q")
+    result.stdout.fnmatch_lines(["*test_latency[[]tiny-fp32-host[]]", "*test_accuracy_drop[[]tiny-int8-host[]]"])
+
+
+@pytest.mark.parametrize("limits, failing", [
+    ("latency_ms: 0.000001", "test_latency"),
+    ("memory_mb: 1", "test_memory"),
+    ("accuracy_drop_pt: {int8: -1000}", "test_accuracy_drop"),
+])
+def test_an_impossible_limit_fails_its_test(suite, tiny_card, image_folder, limits, failing):
+    requirements = suite.path / "limits.yaml"
+    requirements.write_text(limits + "\n")
+    result = run_suite(suite, tiny_card, image_folder, "--ncap-requirements", str(requirements))
+    failed = [r.nodeid for r in result.reprec.getreports("pytest_runtest_logreport") if r.failed]
+    assert failed and all(failing in nodeid for nodeid in failed)
+    result.stdout.fnmatch_lines(["*breaks the limit*requirements file*"])
+
+
+def test_estimated_power_is_skipped_unless_asked_then_it_can_fail(suite, tiny_card, image_folder):
+    requirements = suite.path / "limits.yaml"
+    requirements.write_text("power_w: 0.000001\n")
+    skipped = run_suite(suite, tiny_card, image_folder, "-k", "test_power", "--ncap-requirements", str(requirements))
+    skipped.assert_outcomes(skipped=2)
+    skipped.stdout.fnmatch_lines(["*only an estimate*--ncap-assert-estimates*"])
+    asserted = run_suite(suite, tiny_card, image_folder, "-k", "test_power", "--ncap-requirements", str(requirements),
+                         "--ncap-assert-estimates")
+    asserted.assert_outcomes(failed=2)
+
+
+def test_unknown_platform_is_a_usage_error_listing_known_ones(suite):
+    result = suite.runpytest("-m", "ncap", "--platform", "snapdragon9000")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*unknown platform 'snapdragon9000'; known platforms: *host*qcs8255*"])
+
+
+@pytest.mark.parametrize("option, value, message", [
+    ("--precision", "int3", "*unknown precision int3; known: fp32, fp16, int8*"),
+    ("--model", "no-such-net", "*neither a zoo model*"),
+])
+def test_bad_selection_is_a_usage_error(suite, option, value, message):
+    result = suite.runpytest("-m", "ncap", option, value)
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines([message])
+
+
+def test_malformed_requirements_file_is_a_usage_error_naming_the_field(suite):
+    bad = suite.path / "limits.yaml"
+    bad.write_text("latency_ms: fast\n")
+    result = suite.runpytest("-m", "ncap", "--ncap-requirements", str(bad))
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*limits.yaml: field latency_ms: *"])
+
+
+def test_corrupt_onnx_errors_clearly_and_other_cells_still_run(suite, tiny_card, image_folder, tmp_path):
+    corrupt = tmp_path / "broken.onnx"
+    corrupt.write_bytes(tiny_card.with_suffix(".onnx").read_bytes()[:200])  # a truncated download
+    broken_card = write_card(tmp_path, "broken.onnx", name="broken")
+    result = run_suite(suite, f"{tiny_card},{broken_card}", image_folder)
+    outcomes = result.parseoutcomes()
+    assert outcomes["errors"] == 8  # every broken cell is an error, none passes or is skipped
+    assert outcomes["passed"] == 5  # the good model's cells all ran
+    result.stdout.fnmatch_lines(["*broken.onnx is not a valid ONNX model*re-export or replace the file*"])
+    errors = [r for r in records(suite) if r["verdict"] == "error"]
+    assert {r["cell"] for r in errors} == {"broken-fp32-host", "broken-int8-host"}
+
+
+def test_a_model_with_two_unnamed_outputs_is_an_error_naming_them(suite, image_folder, tmp_path):
+    tiny_classifier(tmp_path / "two.onnx", outputs=2)
+    card = write_card(tmp_path, "two.onnx", name="two")
+    result = run_suite(suite, card, image_folder, "-k", "test_latency and fp32")
+    result.assert_outcomes(errors=1)
+    result.stdout.fnmatch_lines(["*has 2 outputs (logits, extra); name the one to use as output.name*"])
+
+
+def test_other_platforms_skip_with_the_reason(suite, tiny_card, image_folder):
+    result = run_suite(suite, tiny_card, image_folder, "--platform", "qcs8255")
+    outcomes = result.parseoutcomes()
+    assert outcomes.get("passed", 0) == 0 and outcomes["skipped"] == 8
+    result.stdout.fnmatch_lines(["*does not support fp32*", "*no figures for qcs8255 yet*"])

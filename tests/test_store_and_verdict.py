@@ -1,0 +1,52 @@
+import json
+import multiprocessing
+
+import pytest
+
+from harness.requirements import Limit
+from harness.results.store import ResultsStore
+from harness.verdict import judge
+
+
+def _append_many(path, worker):
+    store = ResultsStore(path)
+    for index in range(200):
+        store.append({"worker": worker, "index": index, "pad": "x" * 500})
+
+
+def test_parallel_appends_never_interleave(tmp_path):
+    path = tmp_path / "results.jsonl"
+    workers = [multiprocessing.Process(target=_append_many, args=(path, w)) for w in range(4)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join()
+    lines = path.read_text().splitlines()
+    assert len(lines) == 800 and all(json.loads(line)["pad"] for line in lines)
+
+
+def test_a_line_cut_short_by_a_crash_loses_nothing_else(tmp_path):
+    store = ResultsStore(tmp_path / "results.jsonl")
+    store.append({"run_id": "a", "n": 1})
+    with store.path.open("a") as handle:
+        handle.write('{"run_id": "a", "n": ')  # the process died mid-line
+    assert store.records("a") == [{"run_id": "a", "n": 1}]
+
+
+def test_non_finite_figures_are_refused_not_written(tmp_path):
+    with pytest.raises(ValueError):
+        ResultsStore(tmp_path / "r.jsonl").append({"p99_ms": float("nan")})
+
+
+def test_judge_gives_figure_limit_and_margin():
+    limit = Limit(value=50, source="article")
+    passed = judge("latency", 12.0, "ms", limit)
+    assert passed.status == "pass" and "12.00 ms" in passed.message and "margin 38.00 ms" in passed.message
+    failed = judge("latency", 61.0, "ms", limit)
+    assert failed.status == "fail" and "by 11.00 ms (22.0% of the limit)" in failed.message
+    assert "article" in failed.message
+
+
+def test_strict_limit_rejects_the_boundary():
+    assert judge("drop", 1.0, "pt", Limit(value=1, source="s", strict=True)).status == "fail"
+    assert judge("drop", 1.0, "pt", Limit(value=1, source="s")).status == "pass"
