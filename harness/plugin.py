@@ -40,7 +40,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "ncap: a Euro NCAP compliance check of one (model, precision, platform) cell")
     try:
-        config.stash[RUN_KEY] = ComplianceRun(_run_options(config), progress=_progress_writer(config))
+        # xdist workers join the controller's run, so one report covers every worker's records
+        run_id = getattr(config, "workerinput", {}).get("ncap_run_id")
+        config.stash[RUN_KEY] = ComplianceRun(_run_options(config), _progress_writer(config), run_id)
     except NcapError as exc:
         raise pytest.UsageError(str(exc)) from exc
 
@@ -75,6 +77,11 @@ def _progress_writer(config: pytest.Config):
         with capture.global_and_fixture_disabled():
             reporter.write_line(f"[ncap] {message}")
     return write
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_configure_node(node) -> None:  # pytest-xdist: hand each worker the controller's run id
+    node.workerinput["ncap_run_id"] = node.config.stash[RUN_KEY].run_id
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:

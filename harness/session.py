@@ -81,9 +81,9 @@ class Record:
 
 
 class ComplianceRun:
-    def __init__(self, options: RunOptions, progress: Callable[[str], None] = print) -> None:
+    def __init__(self, options: RunOptions, progress: Callable[[str], None] = print, run_id: str | None = None) -> None:
         self.options, self.progress = options, progress
-        self.run_id = os.environ.get("NCAP_RUN_ID") or uuid.uuid4().hex[:12]
+        self.run_id = run_id or uuid.uuid4().hex[:12]
         self.store = ResultsStore(options.report_dir / "results.jsonl")
         self.cards = {spec: _resolve_card(spec) for spec in options.models}  # None for a zoo model
         self._memo: dict[tuple[str, ...], Any] = {}

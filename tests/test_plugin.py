@@ -123,3 +123,12 @@ def test_other_platforms_skip_with_the_reason(suite, tiny_card, image_folder):
     outcomes = result.parseoutcomes()
     assert outcomes.get("passed", 0) == 0 and outcomes["skipped"] == 8
     result.stdout.fnmatch_lines(["*does not support fp32*", "*no figures for qcs8255 yet*"])
+
+
+def test_xdist_workers_share_one_run_and_one_report(suite, tiny_card, image_folder):
+    result = run_suite(suite, tiny_card, image_folder, "-n", "2")
+    result.assert_outcomes(passed=5, skipped=3)
+    written = records(suite)
+    assert len(written) == 8 and len({r["run_id"] for r in written}) == 1
+    report = (suite.path / "reports" / "out" / "report.md").read_text()
+    assert "tiny | fp32" in report and "tiny | int8" in report
