@@ -7,9 +7,10 @@ import pytest
 
 from harness.errors import NcapError
 from harness.measure.latency import LatencyPlan
-from harness.platform import load_platform
+from harness.optimize.recipe import known_precisions, parse_recipe
+from harness.platform import Platform, load_platform
 from harness.requirements import load_requirements
-from harness.session import ComplianceRun, RunOptions, known_precisions
+from harness.session import ComplianceRun, RunOptions
 
 pytest_plugins = ["harness.fixtures"]
 
@@ -23,6 +24,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--model", action="append", default=[], metavar="NAME_OR_CARD",
                     help=f"zoo model ({', '.join(DEFAULT_MODELS)}) or model-card YAML; repeatable or comma-separated")
     group.addoption("--precision", help="comma-separated precisions (default: all the platform supports)")
+    group.addoption("--recipe", action="append", default=[], metavar="STEPS",
+                    help="optimisation recipe, steps comma-separated and ending in a precision, e.g. "
+                         "'int8:Entropy'; repeatable (replaces --precision)")
     group.addoption("--dataset", type=Path,
                     help="ImageFolder dataset DIR/<class>/*.png|jpg (default: embedded synthetic)")
     group.addoption("--ncap-requirements", type=Path, metavar="FILE", help="YAML overriding the limits")
@@ -50,20 +54,26 @@ def pytest_configure(config: pytest.Config) -> None:
 def _run_options(config: pytest.Config) -> RunOptions:
     platform = load_platform(config.getoption("platform"))
     models = tuple(m.strip() for value in config.getoption("model") or DEFAULT_MODELS for m in value.split(","))
-    precision_text = config.getoption("precision")
-    precisions = tuple(p.strip() for p in precision_text.split(",")) if precision_text else tuple(platform.precisions)
-    unknown = [p for p in precisions if p not in known_precisions()]
-    if unknown:
-        raise NcapError(f"unknown precision {', '.join(unknown)}; known: {', '.join(known_precisions())}")
+    recipes = tuple(config.getoption("recipe")) or _precisions(config.getoption("precision"), platform)
+    for recipe in recipes:
+        parse_recipe(recipe)  # a malformed recipe is a usage error now, not an error in every cell
     requirements_file = config.getoption("ncap_requirements")
     plan = LatencyPlan(config.getoption("ncap_warmup"), config.getoption("ncap_min_runs"),
                        config.getoption("ncap_min_seconds"))
     extra = {"threads": config.getoption("ncap_threads")} if config.getoption("ncap_threads") else {}
-    return RunOptions(platform=platform, models=models, precisions=precisions,
+    return RunOptions(platform=platform, models=models, recipes=recipes,
                       requirements=load_requirements(requirements_file), report_dir=config.getoption("ncap_report"),
                       dataset_dir=config.getoption("dataset"), latency_plan=plan,
                       assert_estimates=config.getoption("ncap_assert_estimates"),
                       requirements_file=requirements_file, **extra)
+
+
+def _precisions(text: str | None, platform: Platform) -> tuple[str, ...]:
+    precisions = tuple(p.strip() for p in text.split(",")) if text else tuple(platform.precisions)
+    unknown = [p for p in precisions if p not in known_precisions()]
+    if unknown:
+        raise NcapError(f"unknown precision {', '.join(unknown)}; known: {', '.join(known_precisions())}")
+    return precisions
 
 
 def _progress_writer(config: pytest.Config):

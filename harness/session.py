@@ -1,8 +1,8 @@
 """One compliance run: which cells exist, how each figure is obtained, and where it is recorded.
 
-A cell is (model, precision, platform). Each figure is measured at most once per run, recorded in
-the results store the moment it exists (pass, fail, skip or error alike), and handed to the test
-that asserts it.
+A cell is (model, recipe, platform); a recipe's last step is its precision. Each figure is
+measured at most once per run, recorded in the results store the moment it exists (pass, fail,
+skip or error alike), and handed to the test that asserts it.
 """
 from __future__ import annotations
 
@@ -30,7 +30,7 @@ from harness.models import zoo
 from harness.models.card import ModelCard, load_card
 from harness.models.train import TrainedModel, trained_model
 from harness.optimize.passes import PassContext
-from harness.optimize.recipe import PASSES, Artifact, build_artifact, parse_recipe
+from harness.optimize.recipe import Artifact, build_artifact, parse_recipe
 from harness.platform import Platform
 from harness.requirements import Requirements
 from harness.results.store import ResultsStore
@@ -45,7 +45,7 @@ METRICS = ("latency", "memory", "power", "accuracy")
 class RunOptions:
     platform: Platform
     models: tuple[str, ...]  # zoo names or model-card paths
-    precisions: tuple[str, ...]
+    recipes: tuple[str, ...]  # e.g. ("fp32", "int8", "fuse,int8"); each ends in a precision
     requirements: Requirements
     report_dir: Path
     dataset_dir: Path | None = None
@@ -58,12 +58,16 @@ class RunOptions:
 @dataclass(frozen=True)
 class Cell:
     model: str
-    precision: str
+    recipe: str
     platform: str
 
     @property
+    def precision(self) -> str:
+        return self.recipe.rsplit(",", 1)[-1].split(":", 1)[0]
+
+    @property
     def id(self) -> str:
-        return f"{self.model}-{self.precision}-{self.platform}"
+        return f"{self.model}-{self.recipe.replace(',', '+')}-{self.platform}"
 
 
 @dataclass
@@ -94,8 +98,8 @@ class ComplianceRun:
         return card.name if card else spec
 
     def cells(self) -> list[Cell]:
-        return [Cell(self.model_name(spec), precision, self.options.platform.name)
-                for spec in self.options.models for precision in self.options.precisions]
+        return [Cell(self.model_name(spec), recipe, self.options.platform.name)
+                for spec in self.options.models for recipe in self.options.recipes]
 
     @cached_property
     def dataset(self) -> Dataset:
@@ -173,7 +177,7 @@ class ComplianceRun:
         figures: dict[str, Any] = {"accuracy": top1, "evaluation_images": len(self.dataset.evaluation)}
         method = (f"top-1 on the evaluation split of {self.dataset.name} "
                   f"({len(self.dataset.evaluation)} images), run with ONNX Runtime")
-        if cell.precision == "fp32":
+        if cell.recipe == "fp32":
             return Record(cell, "accuracy", Verdict("skip", (
                 f"FP32 is the reference the other precisions' drops are measured against (top-1 {top1:.2%})")),
                 HOST_GRADE, method, figures=figures)
@@ -199,15 +203,15 @@ class ComplianceRun:
         def build() -> Artifact:
             card = self.source_card(cell.model)
             context = PassContext(card, self._split_for(card, "calibration"), self.dataset.fingerprint)
-            return build_artifact(card, parse_recipe(cell.precision), context)
-        return self._once(("artifact", cell.model, cell.precision), build)
+            return build_artifact(card, parse_recipe(cell.recipe), context)
+        return self._once(("artifact", cell.model, cell.recipe), build)
 
     def top1(self, cell: Cell) -> float:
         def evaluate() -> float:
             card = self.artifact(cell).card
             with self._runner(card) as runner:
                 return accuracy.top1(runner, card, self._split_for(card, "evaluation"))
-        return self._once(("top1", cell.model, cell.precision), evaluate)
+        return self._once(("top1", cell.model, cell.recipe), evaluate)
 
     def _latency_run(self, cell: Cell) -> LatencyRun:
         def run() -> LatencyRun:
@@ -258,11 +262,11 @@ class ComplianceRun:
 
     def _write(self, record: Record) -> None:
         cell = record.cell
-        artifact = self._memo.get(("artifact", cell.model, cell.precision))
+        artifact = self._memo.get(("artifact", cell.model, cell.recipe))
         self.store.append({
             "run_id": self.run_id, "timestamp": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
             "cell": cell.id, "model": cell.model, "precision": cell.precision, "platform": cell.platform,
-            "recipe": [cell.precision], "metric": record.metric, "verdict": record.verdict.status,
+            "recipe": cell.recipe, "metric": record.metric, "verdict": record.verdict.status,
             "message": record.verdict.message, "grade": record.grade, "method": record.method,
             "limit": record.limit, "limit_source": record.limit_source,
             "artifact_sha256": artifact.sha256 if isinstance(artifact, Artifact) else None,
@@ -280,6 +284,3 @@ def _resolve_card(spec: str) -> ModelCard | None:
         return load_card(path)
     raise NcapError(f"--model {spec!r} is neither a zoo model ({', '.join(zoo.ZOO)}) nor a model card file")
 
-
-def known_precisions() -> list[str]:
-    return [name for name, factory in PASSES.items() if factory(None).precision == name]

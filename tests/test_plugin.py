@@ -82,6 +82,8 @@ def test_unknown_platform_is_a_usage_error_listing_known_ones(suite):
 @pytest.mark.parametrize("option, value, message", [
     ("--precision", "int3", "*unknown precision int3; known: fp32, fp16, int8*"),
     ("--model", "no-such-net", "*neither a zoo model*"),
+    ("--recipe", "fp16,,int8", "*recipe 'fp16,,int8' has an empty step*"),
+    ("--recipe", "sharpen,int8", "*recipe step 'sharpen' names no known pass; known: *"),
 ])
 def test_bad_selection_is_a_usage_error(suite, option, value, message):
     result = suite.runpytest("-m", "ncap", option, value)
@@ -132,3 +134,11 @@ def test_xdist_workers_share_one_run_and_one_report(suite, tiny_card, image_fold
     assert len(written) == 8 and len({r["run_id"] for r in written}) == 1
     report = (suite.path / "reports" / "out" / "report.md").read_text()
     assert "tiny | fp32" in report and "tiny | int8" in report
+
+
+def test_recipes_become_cells_with_their_own_ids(suite, tiny_card, image_folder):
+    result = suite.runpytest("-m", "ncap", "--model", str(tiny_card), "--dataset", str(image_folder),
+                             "--recipe", "int8:Entropy", "--recipe", "fp32", *FAST, "-k", "test_accuracy_drop", "-v")
+    result.stdout.fnmatch_lines(["*test_accuracy_drop[[]tiny-int8:Entropy-host[]] PASSED*"])
+    entropy = [r for r in records(suite) if r["cell"] == "tiny-int8:Entropy-host"]
+    assert entropy[0]["recipe"] == "int8:Entropy" and entropy[0]["precision"] == "int8"

@@ -27,6 +27,10 @@ PASSES: dict[str, Callable[[str | None], Pass]] = {
 }
 
 
+def known_precisions() -> list[str]:
+    return [name for name, factory in PASSES.items() if factory(None).precision == name]
+
+
 def parse_recipe(text: str) -> list[Pass]:
     """`"int8"` or `"int8:Entropy"` (comma-separated steps) into passes; the last sets the precision."""
     steps = [step.strip() for step in text.split(",")]
