@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import pytest
 
+from harness.catalog import asserted_figure
 from harness.errors import NcapError
 from harness.session import Cell, ComplianceRun, Record
 
@@ -17,12 +18,13 @@ def ncap_run(request: pytest.FixtureRequest) -> ComplianceRun:
 def _measured(request: pytest.FixtureRequest, run: ComplianceRun, metric: str, cell: Cell) -> Record:
     """The record, or an error (not a failure) when the figure could not be obtained."""
     try:
-        record = run.measure(metric, cell)
+        record = run.measure(metric, cell, request.node.nodeid)
     except NcapError as exc:
         pytest.fail(f"{metric} of {cell.id} could not be measured: {exc}", pytrace=False)
-    for name in ("verdict", "grade", "method", "limit"):
-        request.node.user_properties.append((f"ncap_{name}", getattr(record, name) if name != "verdict"
-                                             else record.verdict.status))
+    properties = {"verdict": record.verdict.status, "grade": record.grade, "method": record.method,
+                  "figure": asserted_figure(metric, record.figures), "limit": record.limit,
+                  "limit_source": record.limit_source, "message": record.verdict.message}
+    request.node.user_properties.extend((f"ncap_{name}", value) for name, value in properties.items())
     return record
 
 
@@ -44,6 +46,11 @@ def power(request: pytest.FixtureRequest, ncap_run: ComplianceRun, cell: Cell) -
 @pytest.fixture
 def accuracy(request: pytest.FixtureRequest, ncap_run: ComplianceRun, cell: Cell) -> Record:
     return _measured(request, ncap_run, "accuracy", cell)
+
+
+@pytest.fixture
+def regression(request: pytest.FixtureRequest, ncap_run: ComplianceRun, cell: Cell) -> Record:
+    return _measured(request, ncap_run, "regression", cell)
 
 
 def assert_verdict(record: Record) -> None:

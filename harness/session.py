@@ -19,9 +19,12 @@ from typing import Any
 import numpy as np
 import psutil
 
+from harness.catalog import is_requirement
 from harness.data import preprocess
 from harness.data.dataset import Dataset, ImageSet, SyntheticSpec, embedded_dataset, folder_dataset
 from harness.errors import NcapError
+from harness.gate.baseline import Baseline, gated_figures, machine_fingerprint, sample_summary
+from harness.gate.compare import Thresholds, regression_verdict
 from harness.measure import accuracy, memory
 from harness.measure.latency import LatencyPlan, LatencyRun, time_inferences
 from harness.measure.power import meter_for
@@ -53,6 +56,9 @@ class RunOptions:
     threads: int = psutil.cpu_count(logical=False) or os.cpu_count() or 1
     assert_estimates: bool = False
     requirements_file: Path | None = None
+    baseline: Baseline | None = None  # --ncap-baseline: adds the regression gate
+    gate: Thresholds = Thresholds()
+    strict: bool = False  # homologation mode: only `measured` (on-target) evidence can pass
 
 
 @dataclass(frozen=True)
@@ -91,6 +97,7 @@ class ComplianceRun:
         self.store = ResultsStore(options.report_dir / "results.jsonl")
         self.cards = {spec: _resolve_card(spec) for spec in options.models}  # None for a zoo model
         self._memo: dict[tuple[str, ...], Any] = {}
+        self._written: set[tuple[str, str]] = set()
 
     # --- what the run covers -------------------------------------------------------------
     def model_name(self, spec: str) -> str:
@@ -109,18 +116,26 @@ class ComplianceRun:
         return embedded_dataset(SyntheticSpec())
 
     # --- figures, each measured once and recorded at once ----------------------------------
-    def measure(self, metric: str, cell: Cell) -> Record:
-        """The record of `metric` for `cell`; an NcapError is recorded as an error, then raised."""
-        key = ("record", metric, cell.id)
-        fresh = key not in self._memo
+    def measure(self, metric: str, cell: Cell, test_id: str | None = None) -> Record:
+        """The record of `metric` for `cell`, written once with the id of the test that asserts it;
+        an NcapError is recorded as an error, then raised."""
         try:
-            record = self._once(key, lambda: self._measure(metric, cell))
+            record = self._record(metric, cell)
         except NcapError as exc:
-            if fresh:
-                self._write(Record(cell, metric, Verdict("error", str(exc))))
+            self._write_once(Record(cell, metric, Verdict("error", str(exc))), test_id)
             raise
-        if fresh:
-            self._write(record)
+        self._write_once(record, test_id)
+        return record
+
+    def _record(self, metric: str, cell: Cell) -> Record:
+        return self._once(("record", metric, cell.id), lambda: self._insist_on_measured(self._measure(metric, cell)))
+
+    def _insist_on_measured(self, record: Record) -> Record:
+        """--ncap-strict: a pass on anything but on-target evidence becomes a failure for insufficient evidence."""
+        if (self.options.strict and record.verdict.status == "pass" and record.grade != "measured"
+                and is_requirement(record.metric, record.cell.precision)):
+            record.verdict = Verdict("fail", f"insufficient evidence: {record.verdict.message}, but the figure is "
+                                             f"{record.grade}; --ncap-strict accepts only measured (on-target) figures")
         return record
 
     def _measure(self, metric: str, cell: Cell) -> Record:
@@ -133,7 +148,7 @@ class ComplianceRun:
                 f"no figures for {cell.platform} yet: host measurements say nothing about the chip, and "
                 "projection and on-device runs are not implemented in this version")))
         return {"latency": self._latency, "memory": self._memory, "power": self._power,
-                "accuracy": self._accuracy}[metric](cell)
+                "accuracy": self._accuracy, "regression": self._regression}[metric](cell)
 
     def _latency(self, cell: Cell) -> Record:
         run = self._latency_run(cell)
@@ -144,7 +159,8 @@ class ComplianceRun:
                             "raise --ncap-min-runs")
         verdict = judge("latency p99 (upper 95 % bound)", stats.p99_ucb_ms, "ms", limit)
         return Record(cell, "latency", verdict, HOST_GRADE, self.options.latency_plan.describe(), limit.value,
-                      limit.source, {**dataclasses.asdict(stats), "settings": self._runner_settings(cell)})
+                      limit.source, {**dataclasses.asdict(stats), "settings": self._runner_settings(cell),
+                       "samples_ms": sample_summary(run.samples_ms), "machine": machine_fingerprint(self.options.threads)})
 
     def _memory(self, cell: Cell) -> Record:
         artifact = self.artifact(cell)
@@ -191,18 +207,32 @@ class ComplianceRun:
         verdict = judge(f"top-1 drop vs FP32 ({reference:.2%} -> {top1:.2%})", drop_pt, "pt", limit)
         return Record(cell, "accuracy", verdict, HOST_GRADE, method, limit.value, limit.source, figures)
 
+    def _regression(self, cell: Cell) -> Record:
+        baseline = self.options.baseline
+        if baseline is None:
+            return Record(cell, "regression", Verdict("skip", "no baseline to compare with; pass --ncap-baseline FILE"))
+        current = gated_figures(self._record(metric, cell).figures for metric in ("latency", "memory", "accuracy"))
+        verdict, figures = regression_verdict(cell.id, baseline.cells.get(cell.id), current, self.options.gate)
+        method = f"against baseline {baseline.path} ({baseline.created}); {self.options.gate.describe()}"
+        return Record(cell, "regression", verdict, HOST_GRADE, method, figures=figures)
+
     # --- shared work, done once --------------------------------------------------------------
     def trained(self, model: str) -> TrainedModel:
         return self._once(("trained", model), lambda: trained_model(model, self.dataset, self.progress))
 
+    def user_card(self, model: str) -> ModelCard | None:
+        """The card the user brought for `model`; None for a zoo model."""
+        return next((c for c in self.cards.values() if c and c.name == model), None)
+
     def source_card(self, model: str) -> ModelCard:
-        card = next((c for c in self.cards.values() if c and c.name == model), None)
-        return card or self.trained(model).card
+        return self.user_card(model) or self.trained(model).card
 
     def artifact(self, cell: Cell) -> Artifact:
         def build() -> Artifact:
             card = self.source_card(cell.model)
-            context = PassContext(card, self._split_for(card, "calibration"), self.dataset.fingerprint)
+            trained = None if self.user_card(cell.model) else self.trained(cell.model)
+            context = PassContext(card, self._split_for(card, "calibration"), self.dataset.fingerprint,
+                                  self.dataset, trained)
             return build_artifact(card, parse_recipe(cell.recipe), context)
         return self._once(("artifact", cell.model, cell.recipe), build)
 
@@ -260,7 +290,12 @@ class ComplianceRun:
             raise self._memo[key]
         return self._memo[key]
 
-    def _write(self, record: Record) -> None:
+    def _write_once(self, record: Record, test_id: str | None) -> None:
+        if (record.metric, record.cell.id) not in self._written:
+            self._written.add((record.metric, record.cell.id))
+            self._write(record, test_id)
+
+    def _write(self, record: Record, test_id: str | None) -> None:
         cell = record.cell
         artifact = self._memo.get(("artifact", cell.model, cell.recipe))
         self.store.append({
@@ -271,6 +306,8 @@ class ComplianceRun:
             "limit": record.limit, "limit_source": record.limit_source,
             "artifact_sha256": artifact.sha256 if isinstance(artifact, Artifact) else None,
             "dataset": self.dataset.name if "dataset" in self.__dict__ else None,
+            "dataset_sha256": self.dataset.fingerprint if "dataset" in self.__dict__ else None,
+            "test_id": test_id,
             **record.figures,
         })
 

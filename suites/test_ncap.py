@@ -24,3 +24,7 @@ def test_power(power):
 
 def test_accuracy_drop(accuracy):
     assert_verdict(accuracy)
+
+
+def test_no_regression(regression):
+    assert_verdict(regression)

@@ -25,8 +25,9 @@ from onnxruntime.quantization import (
 from onnxruntime.transformers.float16 import convert_float_to_float16
 
 from harness.data import preprocess
-from harness.data.dataset import ImageSet
+from harness.data.dataset import Dataset, ImageSet
 from harness.models.card import ModelCard
+from harness.models.train import TrainedModel
 
 PER_CHANNEL_MIN_OPSET = 13  # QuantizeLinear's `axis` (per-channel) arrived in opset 13
 
@@ -35,7 +36,9 @@ PER_CHANNEL_MIN_OPSET = 13  # QuantizeLinear's `axis` (per-channel) arrived in o
 class PassContext:
     card: ModelCard  # how to feed the model (for calibration)
     calibration: ImageSet
-    data_fingerprint: str  # identifies the calibration data: part of every step's cache key
+    data_fingerprint: str  # identifies the data: part of every step's cache key
+    dataset: Dataset | None = None  # train/evaluation splits, for passes that fine-tune or evaluate
+    trained: TrainedModel | None = None  # the PyTorch network behind a zoo card; None for a user's ONNX
 
 
 class Pass(Protocol):

@@ -1,0 +1,42 @@
+"""The requirements a run checks: their ids, their wording and the figure each test asserts.
+
+One table read by the fixtures (JUnit properties), the gate and the report's traceability matrix.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Requirement:
+    id: str
+    wording: str
+    figure: str  # the key of the asserted figure in the metric's record
+    unit: str
+
+
+REQUIREMENTS = {
+    "latency": Requirement("NCAP-LAT-01", "p99 detection latency (upper 95 % confidence bound), batch 1",
+                           "p99_ucb_ms", "ms"),
+    "memory": Requirement("NCAP-MEM-01", "peak resident memory of the inference process", "peak_mb", "MB"),
+    "power": Requirement("NCAP-PWR-01", "average power over the latency window", "watts", "W"),
+    "accuracy": Requirement("NCAP-ACC-{precision}", "top-1 accuracy drop vs FP32 of the same network",
+                            "drop_pt", "pt"),
+    "regression": Requirement("NCAP-REG-01", "no regression against the baseline (latency, memory, accuracy)",
+                              "latency_ratio", "x"),
+}
+
+
+def requirement_id(metric: str, precision: str) -> str:
+    return REQUIREMENTS[metric].id.format(precision=precision.upper())
+
+
+def asserted_figure(metric: str, figures: dict[str, Any]) -> float | None:
+    """The figure a metric's test asserts, or None when the record has none."""
+    return figures.get(REQUIREMENTS[metric].figure)
+
+
+def is_requirement(metric: str, precision: str) -> bool:
+    """Whether a record counts toward compliance: not the gate, and not the FP32 accuracy reference."""
+    return metric != "regression" and not (metric == "accuracy" and precision == "fp32")

@@ -1,0 +1,97 @@
+"""Baselines: a run's figures per cell, with the fingerprint of the machine and runtime that measured them."""
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import platform
+from collections.abc import Iterable
+from dataclasses import dataclass
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from harness.errors import NcapError
+
+GATED_FIGURES = ("samples_ms", "peak_mb", "accuracy")  # what a later run is compared on
+SUMMARY_SIZE = 1000
+
+
+def sample_summary(samples_ms: np.ndarray) -> list[float]:
+    """The latency samples as stored, rounded to 1 µs: all of them up to 1000, else 1000 evenly spaced
+    order statistics (the empirical quantile function), which keeps the store small for fast models."""
+    ordered = np.sort(np.asarray(samples_ms, dtype=np.float64))
+    if ordered.size > SUMMARY_SIZE:
+        ordered = np.quantile(ordered, np.linspace(0, 1, SUMMARY_SIZE))
+    return np.round(ordered, 3).tolist()
+
+
+def machine_fingerprint(threads: int) -> dict[str, Any]:
+    """What makes latencies of two runs comparable: the CPU, the thread count and the runtime versions."""
+    return {"cpu": _cpu_model(), "logical_cpus": os.cpu_count(), "threads": threads,
+            "platform": platform.platform(), "onnxruntime": package_version("onnxruntime"), "torch": package_version("torch")}
+
+
+def fingerprint_differences(baseline: dict[str, Any], current: dict[str, Any]) -> list[str]:
+    return [f"{key}: {baseline.get(key)} in the baseline, {current.get(key)} now"
+            for key in sorted(set(baseline) | set(current)) if baseline.get(key) != current.get(key)]
+
+
+def gated_figures(figure_sets: Iterable[dict[str, Any]]) -> dict[str, Any]:
+    """The figures the gate compares, gathered from one cell's records (latency, memory, accuracy)."""
+    return {key: figures[key] for figures in figure_sets for key in GATED_FIGURES if figures.get(key) is not None}
+
+
+def cell_figures(records: Iterable[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    by_cell: dict[str, list[dict[str, Any]]] = {}
+    for record in records:
+        by_cell.setdefault(record["cell"], []).append(record)
+    return {cell: figures for cell, group in by_cell.items() if (figures := gated_figures(group))}
+
+
+@dataclass(frozen=True)
+class Baseline:
+    path: Path
+    created: str
+    fingerprint: dict[str, Any]
+    cells: dict[str, dict[str, Any]]
+
+
+def save_baseline(path: Path, records: list[dict[str, Any]]) -> Path:
+    """Write the figures of `records` (one run's store records) and their machine fingerprint as JSON."""
+    fingerprint = next((r["machine"] for r in records if r.get("machine")), {})
+    document = {"created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"), "fingerprint": fingerprint,
+                "cells": cell_figures(records)}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(document, indent=1, sort_keys=True))
+    return path
+
+
+def load_baseline(path: Path) -> Baseline:
+    try:
+        document = json.loads(path.read_text())
+        return Baseline(path, document["created"], document["fingerprint"], document["cells"])
+    except OSError as exc:
+        raise NcapError(f"cannot read baseline {path}: {exc.strerror}; check --ncap-baseline") from exc
+    except (json.JSONDecodeError, KeyError, TypeError) as exc:
+        raise NcapError(f"{path} is not a dms-ncap baseline ({exc.__class__.__name__}); "
+                        "write one with --ncap-save-baseline") from exc
+
+
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def package_version(package: str) -> str | None:
+    try:
+        return version(package)
+    except PackageNotFoundError:
+        return None

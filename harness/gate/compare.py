@@ -1,0 +1,106 @@
+"""The gate's statistics: is a cell slower, bigger or less accurate than in the baseline?
+
+Latency regresses only when it is slower with statistical significance (one-sided Mann-Whitney U
+on the samples) AND by more than a practical threshold on the median ratio, as asv does: noise
+alone rarely passes both, and a significant but negligible change is not worth blocking a merge.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+from scipy.stats import mannwhitneyu
+
+from harness.gate.baseline import Baseline, fingerprint_differences
+from harness.verdict import Verdict, format_figure
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    alpha: float = 0.01  # significance level of the latency test
+    latency: float = 0.05  # relative slow-down of the median that counts
+    memory: float = 0.05  # relative growth of peak memory that counts
+    accuracy_pt: float = 0.5  # top-1 drop, in points, that counts
+
+    def describe(self) -> str:
+        return (f"latency: Mann-Whitney U p < {self.alpha:g} and median +{self.latency:.0%}; "
+                f"memory +{self.memory:.0%}; accuracy -{self.accuracy_pt:g} pt")
+
+
+@dataclass(frozen=True)
+class Check:
+    name: str
+    before: float
+    after: float
+    unit: str
+    ratio: float
+    threshold: str
+    regressed: bool
+    p_value: float | None = None
+
+    def describe(self) -> str:
+        p_value = f", p = {self.p_value:.2g}" if self.p_value is not None else ""
+        return (f"{self.name} {format_figure(self.before)} -> {format_figure(self.after)} {self.unit} "
+                f"(ratio {self.ratio:.3f}{p_value}; threshold {self.threshold})")
+
+
+def latency_check(before_ms: list[float], after_ms: list[float], thresholds: Thresholds) -> Check:
+    before, after = np.median(before_ms), np.median(after_ms)
+    p_value = float(mannwhitneyu(after_ms, before_ms, alternative="greater").pvalue)
+    ratio = float(after / before)
+    regressed = p_value < thresholds.alpha and ratio > 1 + thresholds.latency
+    return Check("latency median", float(before), float(after), "ms", ratio,
+                 f"p < {thresholds.alpha:g} and ratio > {1 + thresholds.latency:g}", regressed, p_value)
+
+
+def memory_check(before_mb: float, after_mb: float, thresholds: Thresholds) -> Check:
+    ratio = after_mb / before_mb
+    return Check("peak memory", before_mb, after_mb, "MB", ratio, f"ratio > {1 + thresholds.memory:g}",
+                 ratio > 1 + thresholds.memory)
+
+
+def accuracy_check(before: float, after: float, thresholds: Thresholds) -> Check:
+    drop_pt = (before - after) * 100
+    return Check("top-1", before * 100, after * 100, "%", after / before if before else float("nan"),
+                 f"drop > {thresholds.accuracy_pt:g} pt", drop_pt > thresholds.accuracy_pt)
+
+
+def compare_cell(before: dict[str, Any], after: dict[str, Any], thresholds: Thresholds) -> list[Check]:
+    """Every check both runs have figures for (see baseline.GATED_FIGURES)."""
+    checks = {"samples_ms": latency_check, "peak_mb": memory_check, "accuracy": accuracy_check}
+    return [check(before[key], after[key], thresholds) for key, check in checks.items()
+            if key in before and key in after]
+
+
+def regression_verdict(cell: str, before: dict[str, Any] | None, after: dict[str, Any],
+                       thresholds: Thresholds) -> tuple[Verdict, dict[str, Any]]:
+    """The gate's verdict on one cell and the figures behind it; a cell it cannot compare is a skip, never a pass."""
+    if before is None:
+        return Verdict("skip", f"{cell} is new: the baseline has no figures for it; save a new baseline to gate it"), {}
+    checks = compare_cell(before, after, thresholds)
+    if not checks:
+        return Verdict("skip", f"{cell}: no figure measured in both the baseline and this run"), {}
+    latency = next((c for c in checks if c.name == "latency median"), None)
+    figures = {"checks": [asdict(c) for c in checks], "latency_ratio": latency.ratio if latency else None,
+               "p_value": latency.p_value if latency else None}
+    regressed = [c for c in checks if c.regressed]
+    if regressed:
+        return Verdict("fail", "regression against the baseline: " + "; ".join(c.describe() for c in regressed)), figures
+    return Verdict("pass", "no regression: " + "; ".join(c.describe() for c in checks)), figures
+
+
+@dataclass(frozen=True)
+class GateNotes:
+    """What a reader of the gate's outcome must know beyond the per-cell verdicts."""
+
+    baseline: str
+    machine_differences: list[str]  # non-empty: the comparison is across machines and hardly meaningful
+    missing_cells: list[str]  # in the baseline, not in this run
+
+
+def gate_notes(baseline: Baseline, records: list[dict[str, Any]]) -> GateNotes:
+    current = next((r["machine"] for r in records if r.get("machine")), None)
+    differences = fingerprint_differences(baseline.fingerprint, current) if current is not None else []
+    present = {r["cell"] for r in records}
+    return GateNotes(str(baseline.path), differences, sorted(set(baseline.cells) - present))
