@@ -26,13 +26,17 @@ class SourcedFigure(_Strict):
 
 
 class Runtime(_Strict):
+    """How the artifact runs on the chip: the runner (`onnxruntime`, `tensorrt`, `litert`, ...) and
+    the execution provider or delegate that reaches the accelerator."""
+
     name: str
     execution_provider: str | None = None
     delegate: str | None = None
 
 
 class Power(_Strict):
-    per_core_active_w: SourcedFigure
+    per_core_active_w: SourcedFigure | None = None  # for the host's CPU-time estimate
+    envelope_w: SourcedFigure | None = None  # the chip's rated power: the upper bound a projection can give
 
 
 class Baseline(_Strict):
@@ -51,9 +55,12 @@ class Platform(_Strict):
     precisions: list[Precision] = Field(min_length=1)
     runtime: Runtime
     toolchain: str | None = None
-    peak_tops: dict[Precision, SourcedFigure] = {}
+    peak_tops: dict[Precision, SourcedFigure] = {}  # tera-operations per second (a MAC is two)
+    memory_bandwidth_gbs: SourcedFigure | None = None  # DRAM bandwidth, GB/s
+    memory_gb: SourcedFigure | None = None  # DRAM capacity
     power: Power | None = None
     baselines: list[Baseline] = []
+    device: str | None = Field(None, pattern=r"^ssh://")  # a board to run on; --device overrides it
 
 
 def platforms_dir() -> Path:
