@@ -21,6 +21,8 @@ from harness.models.card import InputSpec, ModelCard
 from harness.optimize import export
 
 Progress = Callable[[str], None]
+# (logits of a batch, the batch's indices into the training split) -> the loss to minimise
+Loss = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
 # The zoo's input: a 64x64 RGB face crop. Small enough that three networks train on two CPU
 # cores in a few minutes, large enough that closed eyes remain visible.
@@ -69,26 +71,17 @@ def _train_and_export(name: str, entry: zoo.ZooEntry, dataset: Dataset, out: Pat
     plan = entry.plan
     torch.manual_seed(plan.seed)
     module = entry.build(len(dataset.classes))
-    inputs = torch.from_numpy(preprocess.to_tensor(dataset.train.images, ZOO_INPUT))
-    labels = torch.from_numpy(dataset.train.labels)
-    optimiser = torch.optim.AdamW(module.parameters(), lr=plan.learning_rate, weight_decay=plan.weight_decay)
-    steps = plan.epochs * -(-len(labels) // plan.batch_size)
-    schedule = torch.optim.lr_scheduler.OneCycleLR(optimiser, max_lr=plan.learning_rate, total_steps=steps)
-    generator = torch.Generator().manual_seed(plan.seed)
+    inputs, labels = split_tensors(dataset.train)
     started = time.perf_counter()
-    for epoch in range(1, plan.epochs + 1):
-        module.train()
-        total = 0.0
-        for batch in torch.randperm(len(labels), generator=generator).split(plan.batch_size):
-            optimiser.zero_grad()
-            loss = nn.functional.cross_entropy(module(inputs[batch]), labels[batch])
-            loss.backward()
-            optimiser.step()
-            schedule.step()
-            total += loss.item() * len(batch)
+    accuracy = 0.0
+
+    def report(epoch: int, mean_loss: float) -> None:
+        nonlocal accuracy
         accuracy = evaluate_torch(module, dataset.evaluation)
-        progress(f"  {name} epoch {epoch}/{plan.epochs}: loss {total / len(labels):.3f}, "
+        progress(f"  {name} epoch {epoch}/{plan.epochs}: loss {mean_loss:.3f}, "
                  f"eval top-1 {accuracy:.1%} ({time.perf_counter() - started:.0f} s)")
+
+    fit(module, inputs, labels, plan, after_epoch=report)
     seconds = time.perf_counter() - started
     torch.save(module.state_dict(), out / "weights.pt")
     example = preprocess.to_tensor(dataset.evaluation.images[:8], ZOO_INPUT)
@@ -96,6 +89,35 @@ def _train_and_export(name: str, entry: zoo.ZooEntry, dataset: Dataset, out: Pat
     (out / "trained.json").write_text(json.dumps({
         "model": name, "plan": plan.__dict__, "dataset": dataset.fingerprint, "framework_accuracy": accuracy,
         "train_seconds": seconds, "onnx_max_abs_diff": export_error, "torch": torch.__version__}, indent=2))
+
+
+def split_tensors(split: ImageSet) -> tuple[torch.Tensor, torch.Tensor]:
+    """A split as the zoo networks take it: preprocessed float images and int64 labels."""
+    return torch.from_numpy(preprocess.to_tensor(split.images, ZOO_INPUT)), torch.from_numpy(split.labels)
+
+
+def fit(module: nn.Module, inputs: torch.Tensor, labels: torch.Tensor, plan: zoo.TrainingPlan,
+        loss: Loss | None = None, after_epoch: Callable[[int, float], None] | None = None) -> None:
+    """Train with AdamW and a one-cycle schedule, shuffled by `plan.seed`: the zoo's training and
+    every fine-tuning pass (pruning, distillation, QAT) share this loop. `loss` defaults to cross-entropy;
+    `after_epoch` gets the epoch number and its mean loss."""
+    loss = loss or (lambda logits, batch: nn.functional.cross_entropy(logits, labels[batch]))
+    optimiser = torch.optim.AdamW(module.parameters(), lr=plan.learning_rate, weight_decay=plan.weight_decay)
+    steps = plan.epochs * -(-len(labels) // plan.batch_size)
+    schedule = torch.optim.lr_scheduler.OneCycleLR(optimiser, max_lr=plan.learning_rate, total_steps=steps)
+    generator = torch.Generator().manual_seed(plan.seed)
+    for epoch in range(1, plan.epochs + 1):
+        module.train()
+        total = 0.0
+        for batch in torch.randperm(len(labels), generator=generator).split(plan.batch_size):
+            optimiser.zero_grad()
+            value = loss(module(inputs[batch]), batch)
+            value.backward()
+            optimiser.step()
+            schedule.step()
+            total += value.item() * len(batch)
+        if after_epoch is not None:
+            after_epoch(epoch, total / len(labels))
 
 
 def evaluate_torch(module: nn.Module, split: ImageSet, batch_size: int = 256) -> float:

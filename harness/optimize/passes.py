@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -30,6 +30,7 @@ from harness.models.card import ModelCard
 from harness.models.train import TrainedModel
 
 PER_CHANNEL_MIN_OPSET = 13  # QuantizeLinear's `axis` (per-channel) arrived in opset 13
+GRANULARITIES = ("", "per-channel", "per-tensor")  # int8's weight scales; "" means the default, per-channel
 
 
 @dataclass(frozen=True)
@@ -79,7 +80,11 @@ class Fp16:
 
 
 class Int8:
-    """Post-training static quantisation, QDQ format, calibrated on the calibration split."""
+    """Post-training static quantisation, QDQ format, calibrated on the calibration split.
+
+    Recipe form `int8[:METHOD][/GRANULARITY]`: METHOD is MinMax (default), Entropy or Percentile,
+    GRANULARITY per-channel (default) or per-tensor weight scales, e.g. `int8:Entropy/per-tensor`.
+    """
 
     name = precision = "int8"
 
@@ -88,6 +93,14 @@ class Int8:
             raise ValueError(f"calibration method {method!r} is not one of {', '.join(CalibrationMethod.__members__)}")
         self.method, self.per_channel, self.calibration_images = method, per_channel, calibration_images
 
+    @classmethod
+    def parse(cls, arg: str | None) -> Int8:
+        """The pass for the text after `int8:` (see the class docstring)."""
+        method, _, granularity = (arg or "MinMax").partition("/")
+        if granularity not in GRANULARITIES:
+            raise ValueError(f"weight granularity {granularity!r} is not one of {', '.join(GRANULARITIES[1:])}")
+        return cls(method or "MinMax", per_channel=granularity != "per-tensor")
+
     def params(self) -> dict[str, Any]:
         return {"format": "QDQ", "calibration": self.method, "per_channel": self.per_channel,
                 "activation_type": "QUInt8", "weight_type": "QInt8", "calibration_images": self.calibration_images}
@@ -95,14 +108,27 @@ class Int8:
     def apply(self, source: Path, target: Path, context: PassContext) -> dict[str, Any]:
         with tempfile.TemporaryDirectory(prefix="ncap-int8-") as scratch:
             prepared = Path(scratch) / "prepared.onnx"
-            upgraded_from = _upgrade_opset(source, prepared, PER_CHANNEL_MIN_OPSET)
-            quant_pre_process(str(prepared), str(prepared), skip_symbolic_shape=True)
-            quantize_static(str(prepared), str(target), _Calibration(context, self.calibration_images),
-                            quant_format=QuantFormat.QDQ, per_channel=self.per_channel,
-                            activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
-                            calibrate_method=CalibrationMethod[self.method])
+            upgraded_from = prepare_for_quantization(source, prepared)
+            self.quantize(prepared, target, context)
         return {"tool": "onnxruntime.quantization.quantize_static (after quant_pre_process)",
                 "opset_upgraded_from": upgraded_from}
+
+    def quantize(self, prepared: Path, target: Path, context: PassContext, *, nodes_to_exclude: Sequence[str] = (),
+                 weight_type: QuantType = QuantType.QInt8, op_types: Sequence[str] | None = None,
+                 extra_options: dict[str, Any] | None = None) -> None:
+        """quantize_static with this pass's settings; other passes vary the excluded nodes or the weight type."""
+        quantize_static(str(prepared), str(target), _Calibration(context, self.calibration_images),
+                        quant_format=QuantFormat.QDQ, per_channel=self.per_channel,
+                        activation_type=QuantType.QUInt8, weight_type=weight_type,
+                        calibrate_method=CalibrationMethod[self.method], nodes_to_exclude=list(nodes_to_exclude),
+                        op_types_to_quantize=list(op_types) if op_types else None, extra_options=extra_options)
+
+
+def prepare_for_quantization(source: Path, target: Path) -> int | None:
+    """Upgrade to the opset per-channel scales need, then ORT's quant_pre_process; returns the old opset if upgraded."""
+    upgraded_from = _upgrade_opset(source, target, PER_CHANNEL_MIN_OPSET)
+    quant_pre_process(str(target), str(target), skip_symbolic_shape=True)
+    return upgraded_from
 
 
 class _Calibration(CalibrationDataReader):

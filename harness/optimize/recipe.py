@@ -12,18 +12,32 @@ from typing import Any
 
 import onnx
 import onnxruntime
+import torch
 
 from harness import cache
 from harness.errors import NcapError
+from harness.measure import complexity
 from harness.models.card import ModelCard
 from harness.optimize import passes
+from harness.optimize.int4 import Int4
+from harness.optimize.mixed import Mixed
 from harness.optimize.passes import Pass, PassContext
+from harness.optimize.torch_passes.distill import Distill
+from harness.optimize.torch_passes.fuse import Fuse
+from harness.optimize.torch_passes.prune import Prune
+from harness.optimize.torch_passes.qat import Qat
 
 # name -> factory taking the text after "name:" (None when absent). New passes register here.
 PASSES: dict[str, Callable[[str | None], Pass]] = {
     "fp32": lambda arg: passes.Fp32(),
     "fp16": lambda arg: passes.Fp16(),
-    "int8": lambda arg: passes.Int8(method=arg or "MinMax"),
+    "int8": passes.Int8.parse,
+    "int4": Int4.parse,
+    "mixed": Mixed.parse,
+    "fuse": lambda arg: Fuse(),
+    "prune": Prune.parse,
+    "distill": lambda arg: Distill(teacher=arg or "resnet18"),
+    "qat": lambda arg: Qat(),
 }
 
 
@@ -45,7 +59,8 @@ def parse_recipe(text: str) -> list[Pass]:
             built.append(PASSES[name](arg or None))
         except (KeyError, ValueError) as exc:
             raise NcapError(f"recipe step {step!r} has a bad parameter ({exc}); "
-                            "see the README for each pass's form") from exc
+                            "forms: int8[:MinMax|Entropy|Percentile][/per-channel|/per-tensor], int4[:BLOCK], "
+                            "mixed[:BUDGET_PT]; see the README for the others") from exc
     if built[-1].precision is None:
         raise NcapError(f"recipe {text!r} must end in a precision step (one of fp32, fp16, int8)")
     return built
@@ -83,7 +98,7 @@ def build_artifact(card: ModelCard, recipe: list[Pass], context: PassContext) ->
     steps = []
     for step in recipe:
         key = cache.content_key(source_sha, step.name, step.params(), context.data_fingerprint, onnx.__version__,
-                                onnxruntime.__version__, cache.source_sha256(sys.modules[type(step).__module__]))
+                                onnxruntime.__version__, torch.__version__, _code_sha256(step))
         folder = cache.cache_root() / "artifacts" / key[:32]
         if not (folder / "step.json").is_file():
             _run_step(step, source, folder, context)
@@ -92,8 +107,20 @@ def build_artifact(card: ModelCard, recipe: list[Pass], context: PassContext) ->
         source, source_sha = folder / "model.onnx", record["sha256"]
     manifest = {"source": str(card.onnx), "source_sha256": cache.file_sha256(card.onnx),
                 "recipe": [s["pass"] for s in steps], "steps": steps, "sha256": source_sha,
-                "size_bytes": source.stat().st_size}
+                "size_bytes": source.stat().st_size, **_complexity(card.onnx, source)}
     return Artifact(card.model_copy(update={"onnx": source}), recipe[-1].precision, manifest)
+
+
+def _complexity(before: Path, after: Path) -> dict[str, int | None]:
+    """Parameters and MACs (per image) of the source model and of the artifact, read from their graphs."""
+    first, last = complexity.measure(before), complexity.measure(after)
+    return {"params_before": first.params, "params_after": last.params,
+            "macs_before": first.macs, "macs_after": last.macs}
+
+
+def _code_sha256(step: Pass) -> str:
+    """The pass's own source and the modules it says it builds on (`depends_on`), so editing either reruns it."""
+    return cache.source_sha256(sys.modules[type(step).__module__], *getattr(step, "depends_on", ()))
 
 
 def _run_step(step: Pass, source: Path, folder: Path, context: PassContext) -> None:
@@ -103,7 +130,8 @@ def _run_step(step: Pass, source: Path, folder: Path, context: PassContext) -> N
         did = step.apply(source, staging / "model.onnx", context)
         record = {"pass": step.name, "params": step.params(), "did": did,
                   "input_sha256": cache.file_sha256(source), "sha256": cache.file_sha256(staging / "model.onnx"),
-                  "versions": {"onnx": onnx.__version__, "onnxruntime": onnxruntime.__version__}}
+                  "versions": {"onnx": onnx.__version__, "onnxruntime": onnxruntime.__version__,
+                               "torch": torch.__version__}}
         (staging / "step.json").write_text(json.dumps(record, indent=2))
         staging.rename(folder)
     except FileExistsError:

@@ -1,0 +1,140 @@
+"""PyTorch-level passes (fuse, prune, distill, qat) and graph complexity, on a tiny zoo entry."""
+import math
+
+import numpy as np
+import onnx
+import pytest
+import torch
+from onnx import TensorProto, helper
+from torch import nn
+
+from conftest import tiny_classifier, write_card
+from harness import cache
+from harness.data.dataset import SyntheticSpec, embedded_dataset
+from harness.errors import NcapError
+from harness.measure import accuracy, complexity
+from harness.models import zoo
+from harness.models.card import load_card
+from harness.models.train import trained_model
+from harness.optimize import export
+from harness.optimize.passes import PassContext
+from harness.optimize.recipe import build_artifact, parse_recipe
+from harness.optimize.torch_passes import module_io
+from harness.optimize.torch_passes.distill import distillation_loss
+from harness.optimize.torch_passes.fuse import Fuse
+from harness.optimize.torch_passes.prune import Prune
+from harness.runtimes.onnxruntime.runner import OnnxRuntimeRunner
+
+
+def _tiny_net(num_classes: int) -> nn.Module:
+    return nn.Sequential(
+        nn.Conv2d(3, 16, 3, 2, 1), nn.BatchNorm2d(16), nn.ReLU(),
+        nn.Conv2d(16, 32, 3, 2, 1), nn.BatchNorm2d(32), nn.ReLU(),
+        nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(32, num_classes))
+
+
+@pytest.fixture(scope="module")
+def dataset():
+    return embedded_dataset(SyntheticSpec(train=128, calibration=16, evaluation=64))
+
+
+@pytest.fixture
+def tiny(monkeypatch, dataset):
+    """A tiny zoo entry, trained for one epoch (cached for the session), and a pass context for it."""
+    monkeypatch.setitem(zoo.ZOO, "tiny", zoo.ZooEntry(_tiny_net, zoo.TrainingPlan(epochs=1, batch_size=32), "test"))
+    trained = trained_model("tiny", dataset, progress=lambda line: None)
+    return PassContext(trained.card, dataset.calibration, dataset.fingerprint, dataset, trained)
+
+
+def _onnx_ops(path):
+    return {node.op_type for node in onnx.load(str(path)).graph.node}
+
+
+def _evaluation_batch(context, count=16):
+    return module_io.preprocess.to_tensor(context.dataset.evaluation.images[:count], context.card.input)
+
+
+def test_pruning_rebuilds_a_smaller_network_whose_onnx_matches_torch(tiny, tmp_path):
+    did = Prune(0.5).apply(tiny.card.onnx, tmp_path / "model.onnx", tiny)
+    before, after = complexity.measure(tiny.card.onnx), complexity.measure(tmp_path / "model.onnx")
+    assert after.params < 0.5 * before.params and after.macs < 0.5 * before.macs
+    assert did["params_after"] < 0.5 * did["params_before"] and did["macs_after"] < did["macs_before"]
+    pruned = torch.load(tmp_path / "module.pt", weights_only=False)
+    assert pruned[0].out_channels == 8  # channels really removed, not masked
+    batch = _evaluation_batch(tiny)
+    with torch.no_grad():
+        expected = pruned(torch.from_numpy(batch)).numpy()
+    with OnnxRuntimeRunner(tmp_path / "model.onnx") as runner:
+        np.testing.assert_allclose(runner.infer(batch), expected, atol=1e-4)
+
+
+def test_fusion_folds_batch_norm_and_keeps_the_outputs(tiny, tmp_path):
+    did = Fuse().apply(tiny.card.onnx, tmp_path / "model.onnx", tiny)
+    assert (did["batch_norms_before"], did["batch_norms_after"]) == (2, 0)
+    assert "BatchNormalization" not in _onnx_ops(tmp_path / "model.onnx")
+    # the same network exported without the exporter's own optimiser still has its BatchNorms
+    export.export_onnx(module_io.zoo_module(tiny.trained), _evaluation_batch(tiny), tmp_path / "raw.onnx",
+                       optimize=False)
+    assert "BatchNormalization" in _onnx_ops(tmp_path / "raw.onnx")
+    batch = _evaluation_batch(tiny)
+    with OnnxRuntimeRunner(tmp_path / "raw.onnx") as raw, OnnxRuntimeRunner(tmp_path / "model.onnx") as fused:
+        np.testing.assert_allclose(fused.infer(batch), raw.infer(batch), atol=1e-4)
+
+
+def test_qat_after_fusion_exports_int8_that_onnx_runtime_evaluates(tiny):
+    artifact = build_artifact(tiny.card, parse_recipe("fuse,qat"), tiny)
+    assert [step["pass"] for step in artifact.manifest["steps"]] == ["fuse", "qat"]
+    assert {"QuantizeLinear", "DequantizeLinear"} <= _onnx_ops(artifact.card.onnx)
+    with OnnxRuntimeRunner(artifact.card.onnx) as qat, OnnxRuntimeRunner(tiny.card.onnx) as fp32:
+        qat_top1 = accuracy.top1(qat, artifact.card, tiny.dataset.evaluation)
+        fp32_top1 = accuracy.top1(fp32, tiny.card, tiny.dataset.evaluation)
+    assert 0.0 <= qat_top1 <= 1.0 and abs(qat_top1 - fp32_top1) < 0.3
+
+
+def test_distill_trains_the_student_against_a_zoo_teacher(tiny, tmp_path):
+    recipe = parse_recipe("distill:tiny,fp32")
+    artifact = build_artifact(tiny.card, recipe, tiny)
+    assert artifact.manifest["steps"][0]["params"]["temperature"] == 4.0
+    assert artifact.sha256 != cache.file_sha256(tiny.card.onnx)  # the student's weights changed
+
+
+def test_distillation_loss_matches_a_hand_computed_value():
+    student, teacher, labels = torch.tensor([[1.0, 2.0, 3.0]]), torch.tensor([[3.0, 2.0, 1.0]]), torch.tensor([0])
+    t = 4.0
+    p = np.exp(np.array([3, 2, 1]) / t) / np.exp(np.array([3, 2, 1]) / t).sum()
+    q = np.exp(np.array([1, 2, 3]) / t) / np.exp(np.array([1, 2, 3]) / t).sum()
+    kl = float((p * np.log(p / q)).sum())
+    ce = -math.log(math.exp(1) / (math.exp(1) + math.exp(2) + math.exp(3)))
+    expected = 0.7 * kl * t ** 2 + 0.3 * ce
+    assert float(distillation_loss(student, teacher, labels)) == pytest.approx(expected, rel=1e-5)
+
+
+@pytest.mark.parametrize("recipe", ["fuse,fp32", "prune:0.5,fp32", "distill,fp32", "qat"])
+def test_torch_pass_on_a_user_onnx_model_says_it_needs_a_zoo_model(tmp_path, dataset, recipe):
+    card = load_card(write_card(tmp_path, tiny_classifier(tmp_path / "m.onnx").name))
+    context = PassContext(card, dataset.calibration, dataset.fingerprint, dataset, trained=None)
+    with pytest.raises(NcapError, match=r"needs a zoo model; tiny is an ONNX model"):
+        build_artifact(card, parse_recipe(recipe), context)
+
+
+@pytest.mark.parametrize("recipe, message", [("prune:1.5,fp32", "between 0 and 1"),
+                                             ("prune:0.5:l3,fp32", "must be 1"),
+                                             ("distill:gpt,fp32", "not a zoo model")])
+def test_bad_torch_pass_parameters_are_usage_errors(recipe, message):
+    with pytest.raises(NcapError, match=message):
+        parse_recipe(recipe)
+
+
+def test_complexity_of_a_hand_computed_conv_and_gemm(tmp_path):
+    weight = helper.make_tensor("w", TensorProto.FLOAT, [4, 3, 3, 3], np.zeros(108, np.float32))
+    bias = helper.make_tensor("b", TensorProto.FLOAT, [4], np.zeros(4, np.float32))
+    fc = helper.make_tensor("fc", TensorProto.FLOAT, [256, 10], np.zeros(2560, np.float32))
+    graph = helper.make_graph(
+        [helper.make_node("Conv", ["input", "w", "b"], ["c"], pads=[1, 1, 1, 1]),
+         helper.make_node("Flatten", ["c"], ["f"]), helper.make_node("Gemm", ["f", "fc"], ["logits"])],
+        "hand", [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["batch", 3, 8, 8])],
+        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["batch", 10])], [weight, bias, fc])
+    path = tmp_path / "hand.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)]), str(path))
+    # conv: 4*3*3*3 weights + 4 biases; 4x8x8 outputs of 3*3*3 products each. Gemm: 256 -> 10.
+    assert complexity.measure(path) == complexity.Complexity(params=112 + 2560, macs=4 * 8 * 8 * 27 + 2560)
