@@ -6,6 +6,8 @@ from pathlib import Path
 import pytest
 
 from harness.errors import NcapError
+from harness.gate.baseline import load_baseline, save_baseline
+from harness.gate.compare import GateNotes, Thresholds, gate_notes
 from harness.measure.latency import LatencyPlan
 from harness.optimize.recipe import known_precisions, parse_recipe
 from harness.platform import Platform, load_platform
@@ -15,6 +17,7 @@ from harness.session import ComplianceRun, RunOptions
 pytest_plugins = ["harness.fixtures"]
 
 RUN_KEY = pytest.StashKey[ComplianceRun]()
+NOTES_KEY = pytest.StashKey[GateNotes]()
 DEFAULT_MODELS = ("dmsnet", "mobilenet_v3_small", "resnet18")
 
 
@@ -39,6 +42,25 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="latency: and at least this long")
     group.addoption("--ncap-assert-estimates", action="store_true",
                     help="assert estimated power figures instead of skipping them")
+    group.addoption("--ncap-power-meter", metavar="SPEC",
+                    help="power source: rapl, nvml[:GPU], tegrastats[:RAIL+RAIL], hwmon:hwmonN[:CHANNEL] or "
+                         "scpi:VISA_RESOURCE (default: RAPL where readable, else the profile's estimate)")
+    group.addoption("--ncap-strict", action="store_true",
+                    help="homologation mode: only measured (on-target) figures can pass; others fail as "
+                         "insufficient evidence")
+    group.addoption("--ncap-save-baseline", type=Path, metavar="FILE",
+                    help="write this run's figures per cell and the machine fingerprint to FILE (JSON)")
+    group.addoption("--ncap-baseline", type=Path, metavar="FILE",
+                    help="gate on regressions against a baseline FILE (test_no_regression per cell)")
+    gate = Thresholds()
+    group.addoption("--ncap-gate-alpha", type=float, default=gate.alpha,
+                    help=f"significance level of the latency test (default {gate.alpha:g})")
+    group.addoption("--ncap-gate-latency", type=float, default=gate.latency,
+                    help=f"relative median slow-down that counts as a regression (default {gate.latency:g})")
+    group.addoption("--ncap-gate-memory", type=float, default=gate.memory,
+                    help=f"relative peak-memory growth that counts as a regression (default {gate.memory:g})")
+    group.addoption("--ncap-gate-accuracy", type=float, default=gate.accuracy_pt,
+                    help=f"top-1 drop in points that counts as a regression (default {gate.accuracy_pt:g})")
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -60,12 +82,17 @@ def _run_options(config: pytest.Config) -> RunOptions:
     requirements_file = config.getoption("ncap_requirements")
     plan = LatencyPlan(config.getoption("ncap_warmup"), config.getoption("ncap_min_runs"),
                        config.getoption("ncap_min_seconds"))
+    baseline_file = config.getoption("ncap_baseline")
+    gate = Thresholds(config.getoption("ncap_gate_alpha"), config.getoption("ncap_gate_latency"),
+                      config.getoption("ncap_gate_memory"), config.getoption("ncap_gate_accuracy"))
     extra = {"threads": config.getoption("ncap_threads")} if config.getoption("ncap_threads") else {}
     return RunOptions(platform=platform, models=models, recipes=recipes,
                       requirements=load_requirements(requirements_file), report_dir=config.getoption("ncap_report"),
                       dataset_dir=config.getoption("dataset"), latency_plan=plan,
                       assert_estimates=config.getoption("ncap_assert_estimates"),
-                      requirements_file=requirements_file, **extra)
+                      requirements_file=requirements_file, strict=config.getoption("ncap_strict"),
+                      power_meter=config.getoption("ncap_power_meter"),
+                      baseline=load_baseline(baseline_file) if baseline_file else None, gate=gate, **extra)
 
 
 def _precisions(text: str | None, platform: Platform) -> tuple[str, ...]:
@@ -104,11 +131,35 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
     if hasattr(session.config, "workerinput"):
         return  # an xdist worker: the controller renders the one report
     run = session.config.stash.get(RUN_KEY, None)
-    if run is None or not run.store.records(run.run_id):
+    records = run.store.records(run.run_id) if run is not None else []
+    if not records:
         return
-    from harness.report.render import render_report  # only runs that measured something pay for pandas
+    from harness.report.provenance import run_provenance  # only runs that measured something pay for pandas
+    from harness.report.render import render_report
 
-    written = render_report(run)
+    options = run.options
+    notes = gate_notes(options.baseline, records) if options.baseline else None
+    if notes:
+        session.config.stash[NOTES_KEY] = notes
+    written = render_report(records, options.report_dir, [run_provenance(run.run_id, options)], notes)
+    baseline_file = session.config.getoption("ncap_save_baseline")
+    if baseline_file:
+        written.append(save_baseline(baseline_file, records))
     reporter = session.config.pluginmanager.getplugin("terminalreporter")
     if reporter is not None:
         reporter.write_line(f"[ncap] report: {', '.join(str(p) for p in written)}")
+
+
+def pytest_terminal_summary(terminalreporter, config: pytest.Config) -> None:
+    """The gate's caveats, loud: a baseline from another machine, cells the run no longer has."""
+    notes = config.stash.get(NOTES_KEY, None)
+    if notes is None:
+        return
+    if notes.machine_differences:
+        terminalreporter.section("ncap: BASELINE FROM A DIFFERENT MACHINE", sep="!", red=True, bold=True)
+        terminalreporter.write_line("latency comparisons across machines are not meaningful:", red=True, bold=True)
+        for difference in notes.machine_differences:
+            terminalreporter.write_line(f"  {difference}", red=True)
+    if notes.missing_cells:
+        terminalreporter.section("ncap: baseline cells missing from this run (not gated)", sep="!", yellow=True)
+        terminalreporter.write_line(", ".join(notes.missing_cells), yellow=True)

@@ -35,13 +35,22 @@ from harness.models.train import TrainedModel, trained_model
 from harness.optimize.passes import PassContext
 from harness.optimize.recipe import Artifact, build_artifact, parse_recipe
 from harness.platform import Platform
+from harness.project.projection import project
+from harness.project.roofline import target_roofline
 from harness.requirements import Requirements
 from harness.results.store import ResultsStore
 from harness.runtimes.onnxruntime.runner import OnnxRuntimeRunner
 from harness.verdict import Verdict, judge
 
 HOST_GRADE = "host-measured"
+PROJECTION_CAVEAT = "projected, provisional: a projection is not homologation evidence"
+# The method's error where it can be checked: benchmarks/projection_error.py on the host. No chip here
+# to check a target projection against, so its error on a target is unknown.
+PROJECTION_ERROR = ("unknown on the target; on the host the same method's error is measured by "
+                    "benchmarks/projection_error.py (see the README)")
 METRICS = ("latency", "memory", "power", "accuracy")
+# what every record carries about its artifact (from the manifest): size and complexity before/after the recipe
+ARTIFACT_FIGURES = ("size_bytes", "params_before", "params_after", "macs_before", "macs_after")
 
 
 @dataclass(frozen=True)
@@ -59,6 +68,7 @@ class RunOptions:
     baseline: Baseline | None = None  # --ncap-baseline: adds the regression gate
     gate: Thresholds = Thresholds()
     strict: bool = False  # homologation mode: only `measured` (on-target) evidence can pass
+    power_meter: str | None = None  # --ncap-power-meter SPEC; None picks RAPL or the estimate
 
 
 @dataclass(frozen=True)
@@ -144,11 +154,40 @@ class ComplianceRun:
                 f"{cell.platform} does not support {cell.precision} (its toolchain offers "
                 f"{', '.join(self.options.platform.precisions)})")))
         if self.options.platform.kind != "host":
-            return Record(cell, metric, Verdict("skip", (
-                f"no figures for {cell.platform} yet: host measurements say nothing about the chip, and "
-                "projection and on-device runs are not implemented in this version")))
+            return self._projected(metric, cell)
         return {"latency": self._latency, "memory": self._memory, "power": self._power,
                 "accuracy": self._accuracy, "regression": self._regression}[metric](cell)
+
+    def _projected(self, metric: str, cell: Cell) -> Record:
+        """A target with no device attached: a roofline projection of the cell's artifact. It can pass or
+        fail, but it is provisional and never homologation evidence (--ncap-strict fails its passes)."""
+        limit = {"latency": self.options.requirements.latency_ms, "memory": self.options.requirements.memory_mb,
+                 "power": self.options.requirements.power_w}.get(metric)
+        if limit is None:
+            return Record(cell, metric, Verdict("skip", (
+                f"{metric} on {cell.platform} is not projected: accuracy depends on the chip's toolchain and the "
+                "regression gate compares measurements; run on the device (--device ssh://...)")))
+        platform = self.options.platform
+        if metric == "power":
+            envelope = platform.power.envelope_w if platform.power else None
+            if envelope is None:
+                return Record(cell, metric, Verdict("skip", (
+                    f"{cell.platform}'s profile gives no power envelope to project from; measure on the device")),
+                    limit=limit.value, limit_source=limit.source)
+            figure, unit, what = envelope.value, "W", "projected power (the chip's rated envelope, an upper bound)"
+            method, figures = f"the chip's power envelope ({envelope.source})", {"watts": envelope.value}
+        else:
+            projection = project(self.artifact(cell).card.onnx, target_roofline(platform, cell.precision))
+            if metric == "latency":
+                figure, unit, what = projection.latency_ms, "ms", "projected latency"
+                method, figures = projection.latency_method, {"projected_ms": figure, "p99_ucb_ms": figure}
+            else:
+                figure, unit, what = projection.memory_mb, "MB", "projected memory"
+                method, figures = projection.memory_method, {"peak_mb": figure}
+        verdict = judge(what, figure, unit, limit)
+        verdict = Verdict(verdict.status, f"{verdict.message} [{PROJECTION_CAVEAT}]")
+        return Record(cell, metric, verdict, "projected", f"{method}; {PROJECTION_CAVEAT}", limit.value, limit.source,
+                      figures | {"known_error": PROJECTION_ERROR})
 
     def _latency(self, cell: Cell) -> Record:
         run = self._latency_run(cell)
@@ -160,7 +199,8 @@ class ComplianceRun:
         verdict = judge("latency p99 (upper 95 % bound)", stats.p99_ucb_ms, "ms", limit)
         return Record(cell, "latency", verdict, HOST_GRADE, self.options.latency_plan.describe(), limit.value,
                       limit.source, {**dataclasses.asdict(stats), "settings": self._runner_settings(cell),
-                       "samples_ms": sample_summary(run.samples_ms), "machine": machine_fingerprint(self.options.threads)})
+                                     "samples_ms": sample_summary(run.samples_ms),
+                                     "machine": machine_fingerprint(self.options.threads)})
 
     def _memory(self, cell: Cell) -> Record:
         artifact = self.artifact(cell)
@@ -248,7 +288,7 @@ class ComplianceRun:
             card = self.artifact(cell).card
             with self._runner(card) as runner:
                 return time_inferences(runner, self._sample(card), self.options.latency_plan,
-                                       meter_for(self.options.platform))
+                                       meter_for(self.options.platform, self.options.power_meter))
         return self._once(("latency-run", cell.id), run)
 
     @property
@@ -305,6 +345,7 @@ class ComplianceRun:
             "message": record.verdict.message, "grade": record.grade, "method": record.method,
             "limit": record.limit, "limit_source": record.limit_source,
             "artifact_sha256": artifact.sha256 if isinstance(artifact, Artifact) else None,
+            **({key: artifact.manifest.get(key) for key in ARTIFACT_FIGURES} if isinstance(artifact, Artifact) else {}),
             "dataset": self.dataset.name if "dataset" in self.__dict__ else None,
             "dataset_sha256": self.dataset.fingerprint if "dataset" in self.__dict__ else None,
             "test_id": test_id,

@@ -31,7 +31,8 @@ def sample_summary(samples_ms: np.ndarray) -> list[float]:
 def machine_fingerprint(threads: int) -> dict[str, Any]:
     """What makes latencies of two runs comparable: the CPU, the thread count and the runtime versions."""
     return {"cpu": _cpu_model(), "logical_cpus": os.cpu_count(), "threads": threads,
-            "platform": platform.platform(), "onnxruntime": package_version("onnxruntime"), "torch": package_version("torch")}
+            "platform": platform.platform(), "onnxruntime": package_version("onnxruntime"),
+            "torch": package_version("torch")}
 
 
 def fingerprint_differences(baseline: dict[str, Any], current: dict[str, Any]) -> list[str]:

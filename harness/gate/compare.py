@@ -86,8 +86,12 @@ def regression_verdict(cell: str, before: dict[str, Any] | None, after: dict[str
                "p_value": latency.p_value if latency else None}
     regressed = [c for c in checks if c.regressed]
     if regressed:
-        return Verdict("fail", "regression against the baseline: " + "; ".join(c.describe() for c in regressed)), figures
-    return Verdict("pass", "no regression: " + "; ".join(c.describe() for c in checks)), figures
+        return Verdict("fail", "regression against the baseline: " + _described(regressed)), figures
+    return Verdict("pass", "no regression: " + _described(checks)), figures
+
+
+def _described(checks: list[Check]) -> str:
+    return "; ".join(check.describe() for check in checks)
 
 
 @dataclass(frozen=True)

@@ -1,83 +1,118 @@
-"""Render the run's records from the results store into report.html and report.md (Jinja2)."""
+"""Render records of the results store into report.html, report.md and summary.json (Jinja2), then
+MANIFEST.sha256 over every file in the report folder that the run wrote.
+
+The input is plain records plus each run's provenance, so the pytest plugin and `ncap merge` (records
+from many shards) render the same report.
+"""
 from __future__ import annotations
 
-import platform as host_platform
+import dataclasses
+import json
 from importlib.resources import files
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import jinja2
-import onnxruntime
 import pandas as pd
 
+from harness.catalog import REQUIREMENTS, asserted_figure, requirement_id
+from harness.errors import NcapError
+from harness.gate.compare import GateNotes
+from harness.platform import Platform, load_platform
+from harness.report import article, outcome, plots
+from harness.report.manifest import write_manifest
 from harness.verdict import format_figure
 
-if TYPE_CHECKING:
-    from harness.session import ComplianceRun
-
-# The source article's speed-up claims (量化类型 table), as (low, high) factors over FP32.
-ARTICLE_SPEEDUP = {"fp16": (1.5, 1.5), "int8": (2.0, 4.0), "int4": (4.0, 8.0)}
-ARTICLE_SPEEDUP_SOURCE = "source article, 量化类型 table (速度提升 column)"
+REPORTS = ("report.html", "report.md")
+STORE = "results.jsonl"
 
 
-def render_report(run: ComplianceRun) -> list[Path]:
-    records = pd.DataFrame(run.store.records(run.run_id))
-    context = _context(run, records)
+def render_report(records: list[dict[str, Any]], out_dir: Path, provenance: list[dict[str, Any]],
+                  gate_notes: GateNotes | None = None) -> list[Path]:
+    """Write the report files into `out_dir` and return their paths, the manifest last."""
+    context = _context(records, provenance, gate_notes)
     environment = jinja2.Environment(
         loader=jinja2.FileSystemLoader(str(files("harness.templates"))),
         autoescape=jinja2.select_autoescape(enabled_extensions=("html.j2",), default_for_string=False),
         undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
     environment.filters["num"] = lambda value: "—" if _missing(value) else format_figure(value)
+    out_dir.mkdir(parents=True, exist_ok=True)
     written = []
-    for template in ("report.html.j2", "report.md.j2"):
-        target = run.options.report_dir / template.removesuffix(".j2")
-        target.write_text(environment.get_template(template).render(**context))
+    for name in REPORTS:
+        target = out_dir / name
+        target.write_text(environment.get_template(f"{name}.j2").render(**context))
         written.append(target)
-    return written
+    summary = out_dir / "summary.json"
+    summary.write_text(json.dumps({key: context[key] for key in (
+        "compliance", "gate", "gate_notes", "counts", "matrix", "artifacts", "datasets", "started", "finished",
+        "provenance")}, indent=1, sort_keys=True, default=str))
+    written.append(summary)
+    names = [path.name for path in written] + ([STORE] if (out_dir / STORE).is_file() else [])
+    return [*written, write_manifest(out_dir, names)]
 
 
-def _context(run: ComplianceRun, records: pd.DataFrame) -> dict[str, Any]:
-    options = run.options
+def _context(records: list[dict[str, Any]], provenance: list[dict[str, Any]],
+             gate_notes: GateNotes | None) -> dict[str, Any]:
+    frame = pd.DataFrame(records)
     return {
-        "run_id": run.run_id,
-        "platform": options.platform,
-        "started": records["timestamp"].min(),
-        "finished": records["timestamp"].max(),
-        "dataset": records["dataset"].dropna().iloc[0] if records["dataset"].notna().any() else "not loaded",
-        "inputs": _inputs(records),
-        "machine": f"{host_platform.machine()} {host_platform.processor() or ''}, {options.threads} runtime threads",
-        "runtime": f"ONNX Runtime {onnxruntime.__version__}",
-        "requirements": _requirements(run),
-        "cells": _cell_rows(records),
-        "speedups": _speedups(records),
-        "speedup_source": ARTICLE_SPEEDUP_SOURCE,
-        "records": records.sort_values(["cell", "metric"]).to_dict("records"),
-        "counts": records["verdict"].value_counts().to_dict(),
+        "compliance": outcome.compliance(records),
+        "gate": outcome.gate(records),
+        "gate_notes": dataclasses.asdict(gate_notes) if gate_notes else None,
+        "platforms": _platforms(frame),
+        "started": frame["timestamp"].min(),
+        "finished": frame["timestamp"].max(),
+        "datasets": _unique_rows(frame, ["dataset", "dataset_sha256"]),
+        "artifacts": _unique_rows(frame, ["cell", "artifact_sha256"]),
+        "inputs": _inputs(frame),
+        "provenance": provenance,
+        "strict": any(p.get("strict") for p in provenance),
+        "matrix": [_matrix_row(r) for r in sorted(records, key=lambda r: (r["cell"], r["metric"]))],
+        "cells": _cell_rows(frame),
+        "histograms": _histograms(records),
+        "scatters": _scatters(frame),
+        "article_precisions": article.precision_rows(frame),
+        "article_before_after": article.before_after_rows(frame),
+        "article_budget": article.budget_rows(frame),
+        "article_source": article.SOURCE,
+        "records": frame.sort_values(["cell", "metric"]).to_dict("records"),
+        "counts": frame["verdict"].value_counts().to_dict(),
     }
 
 
-def _requirements(run: ComplianceRun) -> list[dict[str, Any]]:
-    limits = run.options.requirements
-    rows = [("latency", "p99 latency, upper 95 % bound", limits.latency_ms, "ms"),
-            ("power", "average power over the latency window", limits.power_w, "W"),
-            ("memory", "peak RSS of the inference process", limits.memory_mb, "MB")]
-    rows += [("accuracy", f"top-1 drop vs FP32 at {precision}", limit, "pt")
-             for precision, limit in limits.accuracy_drop_pt.items()]
-    return [{"metric": metric, "wording": wording, "limit": f"{limit.wording()} {unit}", "source": limit.source}
-            for metric, wording, limit, unit in rows]
+def _platforms(frame: pd.DataFrame) -> list[Platform | dict[str, str]]:
+    def profile(name: str) -> Platform | dict[str, str]:
+        try:
+            return load_platform(name)
+        except NcapError:  # a shard measured on a profile this installation does not have
+            return {"name": name, "description": "profile not installed here"}
+    return [profile(name) for name in sorted(frame["platform"].unique())]
 
 
-def _inputs(records: pd.DataFrame) -> str:
-    if "settings" not in records:
+def _matrix_row(record: dict[str, Any]) -> dict[str, Any]:
+    """One line of the requirement traceability matrix."""
+    metric = record["metric"]
+    return {"id": requirement_id(metric, record["precision"]), "wording": REQUIREMENTS[metric].wording,
+            "limit": record.get("limit"), "unit": REQUIREMENTS[metric].unit, "limit_source": record.get("limit_source"),
+            "test_id": record.get("test_id"), "cell": record["cell"], "figure": asserted_figure(metric, record),
+            "grade": record.get("grade"), "method": record.get("method"), "verdict": record["verdict"],
+            "message": record.get("message")}
+
+
+def _unique_rows(frame: pd.DataFrame, columns: list[str]) -> list[dict[str, Any]]:
+    present = [c for c in columns if c in frame]
+    return frame[present].dropna().drop_duplicates().sort_values(present).to_dict("records")
+
+
+def _inputs(frame: pd.DataFrame) -> str:
+    if "settings" not in frame:
         return "not measured"
-    inputs = {s["input"] for s in records["settings"].dropna()}
-    return ", ".join(sorted(inputs)) or "not measured"
+    return ", ".join(sorted({s["input"] for s in frame["settings"].dropna()})) or "not measured"
 
 
-def _cell_rows(records: pd.DataFrame) -> list[dict[str, Any]]:
+def _cell_rows(frame: pd.DataFrame) -> list[dict[str, Any]]:
     """One row per cell, each metric's record folded in under its name."""
     rows = []
-    for cell, group in records.groupby("cell", sort=True):
+    for cell, group in frame.groupby("cell", sort=True):
         first = group.iloc[0]
         row = {"cell": cell, "model": first["model"], "precision": first["precision"], "platform": first["platform"]}
         for _, record in group.iterrows():
@@ -86,24 +121,24 @@ def _cell_rows(records: pd.DataFrame) -> list[dict[str, Any]]:
     return rows
 
 
-def _speedups(records: pd.DataFrame) -> list[dict[str, Any]]:
-    """Measured p50 speed-up of each precision over FP32, beside the article's claim."""
-    if "p50_ms" not in records:
+def _histograms(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [{"cell": r["cell"], **plots.latency_histogram(r["samples_ms"])}
+            for r in sorted(records, key=lambda r: r["cell"]) if r["metric"] == "latency" and r.get("samples_ms")]
+
+
+def _scatters(frame: pd.DataFrame) -> list[dict[str, Any]]:
+    """Per model: top-1 against p50 latency, one point per precision and platform."""
+    if "p50_ms" not in frame or "accuracy" not in frame:
         return []
-    latency = records[(records["metric"] == "latency") & records["p50_ms"].notna()]
-    p50 = latency.pivot_table(index=["platform", "model"], columns="precision", values="p50_ms")
-    rows = []
-    for (platform, model), row in p50.iterrows():
-        for precision, (low, high) in ARTICLE_SPEEDUP.items():
-            if "fp32" in row and precision in row and not pd.isna(row[precision]) and not pd.isna(row["fp32"]):
-                measured = row["fp32"] / row[precision]
-                claim = f"{low:g}x" if low == high else f"{low:g}-{high:g}x"
-                rows.append({"platform": platform, "model": model, "precision": precision,
-                             "fp32_p50_ms": row["fp32"], "p50_ms": row[precision], "measured": measured,
-                             "claim": claim, "meets_claim": measured >= low})
-    return rows
+    p50 = frame[frame["metric"] == "latency"].set_index("cell")["p50_ms"].dropna()
+    top1 = frame[frame["metric"] == "accuracy"].set_index("cell")["accuracy"].dropna()
+    both = frame.drop_duplicates("cell").set_index("cell").join(p50.rename("x"), how="inner").join(
+        top1.rename("y"), how="inner")
+    return [{"model": model, **plots.accuracy_vs_latency(
+                [{"label": f"{row['precision']} {row['platform']}", "p50_ms": row["x"], "accuracy": row["y"]}
+                 for _, row in group.iterrows()])}
+            for model, group in both.groupby("model", sort=True)]
 
 
 def _missing(value: Any) -> bool:
     return value is None or (isinstance(value, float) and pd.isna(value))
-

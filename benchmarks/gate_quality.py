@@ -1,0 +1,93 @@
+"""How good is the regression gate? False alarms on reruns of the same artifact, detections of a slower one.
+
+Measures a baseline of MODEL once, then alternates 20 reruns of the same artifact with 20 runs of a
+copy made really slower (harness.gate.slowdown, sized by measurement to about --slowdown), each a fresh
+ONNX Runtime session timed as the harness times it, and judges every run against the baseline with the
+gate's own latency test. Goals: false alarms <= 1/20, detections >= 19/20.
+
+    python benchmarks/gate_quality.py [MODEL.onnx] [--runs 20] [--slowdown 0.10] [--seconds 0.5] [--threads 1]
+
+Without MODEL it uses the tests' tiny classifier (a 112x112 full-image convolution).
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from harness.gate.baseline import sample_summary
+from harness.gate.compare import Thresholds, latency_check
+from harness.gate.slowdown import slowed_copy
+from harness.measure.latency import LatencyPlan, time_inferences
+from harness.runtimes.onnxruntime.runner import OnnxRuntimeRunner
+
+PROBE_WORK = 20_000  # extra multiply-adds of the probe that sizes the slow-down
+
+
+def measure(model: Path, sample: np.ndarray, plan: LatencyPlan, threads: int) -> list[float]:
+    """One run as a CI job makes it: a fresh session, warm-up, then the timed runs, stored as the harness does."""
+    with OnnxRuntimeRunner(model, threads=threads) as runner:
+        return sample_summary(time_inferences(runner, sample, plan).samples_ms)
+
+
+def sized_slowdown(model: Path, folder: Path, target: float, sample: np.ndarray, plan: LatencyPlan,
+                   threads: int) -> tuple[Path, float]:
+    """A slowed copy sized to 1 + target: the extra time grows linearly with the work, so one probe sizes it;
+    the returned ratio is measured on the copy made."""
+    def ratio(work: int) -> tuple[Path, float]:
+        slowed = slowed_copy(model, folder / f"slow-{work}.onnx", work)
+        medians = [np.median(measure(path, sample, plan, threads)) for path in (model, slowed, model)]
+        return slowed, float(medians[1] / np.mean([medians[0], medians[2]]))
+    _, probe = ratio(PROBE_WORK)
+    return ratio(max(1, round(PROBE_WORK * target / max(probe - 1, 1e-3))))
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("model", nargs="?", type=Path)
+    parser.add_argument("--runs", type=int, default=20)
+    parser.add_argument("--slowdown", type=float, default=0.10)
+    parser.add_argument("--seconds", type=float, default=0.5, help="timed seconds per run (at least 300 runs)")
+    parser.add_argument("--threads", type=int, default=1)
+    args = parser.parse_args()
+    plan, gate = LatencyPlan(20, 300, args.seconds), Thresholds()
+    with tempfile.TemporaryDirectory() as scratch:
+        folder = Path(scratch)
+        model = args.model or _tiny_model(folder)
+        from onnxruntime import InferenceSession
+
+        shape = [d if isinstance(d, int) else 1 for d in InferenceSession(str(model)).get_inputs()[0].shape]
+        sample = np.random.default_rng(0).random(shape, dtype=np.float32)
+        slowed, sized_ratio = sized_slowdown(model, folder, args.slowdown, sample, plan, args.threads)
+        baseline = measure(model, sample, plan, args.threads)
+        alarms, detections, ratios = 0, 0, {"same": [], "slower": []}
+        for run in range(args.runs):  # alternate, so drift of a shared machine hits both alike
+            for kind, artifact in (("same", model), ("slower", slowed)):
+                check = latency_check(baseline, measure(artifact, sample, plan, args.threads), gate)
+                ratios[kind].append(check.ratio)
+                alarms += kind == "same" and check.regressed
+                detections += kind == "slower" and check.regressed
+            print(f"run {run + 1:2d}: same {ratios['same'][-1]:.3f}x, slower {ratios['slower'][-1]:.3f}x", flush=True)
+    print(f"\nmodel: {args.model or 'tiny classifier (112x112)'}, baseline median {np.median(baseline):.4g} ms, "
+          f"{args.threads} thread(s), {args.seconds:g} s per run; gate: {gate.describe()}")
+    print(f"machine: {os.cpu_count()} logical CPUs, load average {os.getloadavg()[1]:.2f} over the last 5 minutes "
+          "(other processes' load makes reruns slower at random: the gate needs a dedicated runner)")
+    print(f"slowed artifact: sized to {sized_ratio:.3f}x, measured median ratio {np.median(ratios['slower']):.3f}x")
+    print(f"false alarms: {alarms}/{args.runs} (goal <= 1)   detections: {detections}/{args.runs} (goal >= "
+          f"{args.runs - 1})")
+    return 0 if alarms <= 1 and detections >= args.runs - 1 else 1
+
+
+def _tiny_model(folder: Path) -> Path:
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+    from conftest import tiny_classifier
+
+    return tiny_classifier(folder / "tiny.onnx", size=112)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

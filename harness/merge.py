@@ -1,0 +1,97 @@
+"""`ncap merge --out DIR SHARD_DIR...`: one report and one gate verdict from the result folders of
+many runs (one CI job per platform, one device per shard), refusing shards that disagree on a cell."""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from harness.catalog import asserted_figure
+from harness.errors import NcapError
+from harness.gate.baseline import cell_figures, load_baseline
+from harness.gate.compare import Thresholds, gate_notes, regression_verdict
+from harness.report import outcome
+from harness.report.render import STORE, render_report
+from harness.results.store import ResultsStore
+
+
+def read_shard(folder: Path) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """The records of the last run in a report folder, and that run's provenance from summary.json."""
+    records = ResultsStore(folder / STORE).records()
+    summary = folder / "summary.json"
+    if not records or not summary.is_file():
+        raise NcapError(f"{folder} is not a dms-ncap report folder (needs {STORE} and summary.json)")
+    last_run = records[-1]["run_id"]
+    provenance = [p for p in json.loads(summary.read_text())["provenance"] if p["run_id"] == last_run]
+    return [r for r in records if r["run_id"] == last_run], provenance
+
+
+def merge_shards(folders: list[Path]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """All shards' records, each (cell, metric) once; a duplicate with another figure is an NcapError."""
+    merged: dict[tuple[str, str], tuple[dict[str, Any], Path]] = {}
+    provenance = []
+    for folder in folders:
+        records, shard_provenance = read_shard(folder)
+        provenance += shard_provenance
+        for record in records:
+            key = (record["cell"], record["metric"])
+            if key in merged and _outcome(merged[key][0]) != _outcome(record):
+                first, where = merged[key]
+                raise NcapError(f"conflicting shards: {key[0]} {key[1]} is {_outcome(first)} in {where} but "
+                                f"{_outcome(record)} in {folder}; merge each cell from one shard only")
+            merged.setdefault(key, (record, folder))
+    return [record for record, _ in merged.values()], provenance
+
+
+def _outcome(record: dict[str, Any]) -> tuple[Any, str]:
+    return asserted_figure(record["metric"], record), record["verdict"]
+
+
+def regression_records(records: list[dict[str, Any]], baseline_file: Path,
+                       thresholds: Thresholds) -> list[dict[str, Any]]:
+    """The gate's record per cell, against the baseline, from the merged figures."""
+    baseline = load_baseline(baseline_file)
+    current = cell_figures(records)
+    gated = []
+    for record in records:
+        if record["metric"] == "latency":
+            verdict, figures = regression_verdict(record["cell"], baseline.cells.get(record["cell"]),
+                                                  current.get(record["cell"], {}), thresholds)
+            gated.append({**{k: record[k] for k in ("run_id", "timestamp", "cell", "model", "precision", "platform",
+                                                    "grade")},
+                          "metric": "regression", "verdict": verdict.status, "message": verdict.message,
+                          "method": f"against baseline {baseline_file}; {thresholds.describe()}", **figures})
+    return gated
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="ncap", description="dms-ncap tools")
+    commands = parser.add_subparsers(dest="command", required=True)
+    merge = commands.add_parser("merge", help="merge report folders of many runs into one report")
+    merge.add_argument("--out", type=Path, required=True, metavar="DIR", help="where the merged report goes")
+    merge.add_argument("--baseline", type=Path, metavar="FILE", help="gate the merged figures on this baseline")
+    merge.add_argument("shards", type=Path, nargs="+", metavar="SHARD_DIR", help="report folders (--ncap-report)")
+    args = parser.parse_args(argv)
+    try:
+        records, provenance = merge_shards(args.shards)
+        notes = None
+        if args.baseline:
+            records = [r for r in records if r["metric"] != "regression"]
+            records += regression_records(records, args.baseline, Thresholds())
+            notes = gate_notes(load_baseline(args.baseline), records)
+    except NcapError as exc:
+        print(f"ncap merge: {exc}", file=sys.stderr)
+        return 2
+    (args.out / STORE).unlink(missing_ok=True)
+    store = ResultsStore(args.out / STORE)
+    for record in records:
+        store.append(record)
+    render_report(records, args.out, provenance, notes)
+    compliance, gate = outcome.compliance(records), outcome.gate(records)
+    print(f"ncap merge: {len(records)} records from {len(args.shards)} shards -> {args.out}\n"
+          f"compliance: {compliance['verdict']} ({compliance['reason']})\ngate: {gate['verdict']} ({gate['reason']})")
+    if notes and notes.machine_differences:
+        print("WARNING: the baseline comes from a different machine: " + "; ".join(notes.machine_differences))
+    return 1 if gate["verdict"] == "fail" else 0

@@ -1,0 +1,87 @@
+"""The source article's three tables, each with this run's figures beside the article's."""
+from __future__ import annotations
+
+from typing import Any
+
+import pandas as pd
+
+from harness.errors import NcapError
+from harness.platform import Platform, known_platforms, load_platform
+
+SOURCE = "source article (DMS边缘部署优化)"
+# 量化类型 table: expected speed-up over FP32 (low, high) and accuracy loss
+PRECISIONS = {"fp16": ((1.5, 1.5), "< 1 %"), "int8": ((2.0, 4.0), "1-3 %"), "int4": ((4.0, 8.0), "5-10 %")}
+# Euro NCAP要求 table: requirement, limit, "after optimisation" figure, and the figure that shows it here
+BUDGET = [("latency", "detection latency", "<= 50 ms", 15.0, "ms", "p99_ucb_ms"),
+          ("power", "power", "<= 5 W", 2.0, "W", "watts"),
+          ("memory", "memory", "<= 1 GB", 200.0, "MB", "peak_mb")]
+
+
+def precision_rows(records: pd.DataFrame) -> list[dict[str, Any]]:
+    """Per precision of the article and per measured (platform, model): speed-up of p50 and top-1 drop."""
+    p50 = _pivot(records, "latency", "p50_ms")
+    drops = _pivot(records, "accuracy", "drop_pt")
+    rows = []
+    for precision, ((low, high), loss) in PRECISIONS.items():
+        claim = f"{low:g}x" if low == high else f"{low:g}-{high:g}x"
+        measured = [(key, row) for key, row in p50.iterrows() if _has(row, "fp32") and _has(row, precision)]
+        for (platform, model), row in measured or [((None, None), None)]:
+            speedup = row["fp32"] / row[precision] if row is not None else None
+            drop = drops.loc[(platform, model), precision] if (platform, model) in drops.index and \
+                precision in drops.columns else None
+            rows.append({"precision": precision, "claim": claim, "loss": loss, "platform": platform, "model": model,
+                         "speedup": speedup, "meets_claim": speedup is not None and speedup >= low,
+                         "drop_pt": None if drop is None or pd.isna(drop) else float(drop)})
+    return rows
+
+
+def before_after_rows(records: pd.DataFrame) -> list[dict[str, Any]]:
+    """The article's before/after latencies per model and platform, then ours: FP32 p50 against the
+    fastest optimised precision's p50."""
+    rows = [{"source": "article", "model": b.model, "platform": profile.name, "before_ms": b.before_ms,
+             "after_ms": b.after_ms, "after_precision": "", "speedup": b.before_ms / b.after_ms}
+            for profile in _profiles() for b in profile.baselines]
+    for (platform, model), row in _pivot(records, "latency", "p50_ms").iterrows():
+        optimised = row.drop("fp32", errors="ignore").dropna()
+        if _has(row, "fp32") and not optimised.empty:
+            rows.append({"source": "this run", "model": model, "platform": platform, "before_ms": row["fp32"],
+                         "after_ms": optimised.min(), "after_precision": optimised.idxmin(),
+                         "speedup": row["fp32"] / optimised.min()})
+    return rows
+
+
+def budget_rows(records: pd.DataFrame) -> list[dict[str, Any]]:
+    """The Euro NCAP budget with the article's "after optimisation" figures and our worst cell."""
+    rows = []
+    for metric, wording, limit, after, unit, figure in BUDGET:
+        measured = records[(records["metric"] == metric)]
+        measured = measured[measured[figure].notna()] if figure in measured else measured.iloc[0:0]
+        worst = measured.loc[measured[figure].idxmax()] if not measured.empty else None
+        rows.append({"requirement": wording, "limit": limit, "article_after": f"<= {after:g} {unit}", "unit": unit,
+                     "ours": None if worst is None else float(worst[figure]),
+                     "cell": None if worst is None else worst["cell"],
+                     "grade": None if worst is None else worst["grade"],
+                     "meets_after": worst is not None and float(worst[figure]) <= after})
+    return rows
+
+
+def _profiles() -> list[Platform]:
+    """Every profile that loads; one being edited must not stop the report."""
+    profiles = []
+    for name in known_platforms():
+        try:
+            profiles.append(load_platform(name))
+        except NcapError:
+            continue
+    return profiles
+
+
+def _pivot(records: pd.DataFrame, metric: str, figure: str) -> pd.DataFrame:
+    if figure not in records:
+        return pd.DataFrame()
+    chosen = records[(records["metric"] == metric) & records[figure].notna()]
+    return chosen.pivot_table(index=["platform", "model"], columns="precision", values=figure)
+
+
+def _has(row: pd.Series, precision: str) -> bool:
+    return precision in row and not pd.isna(row[precision])

@@ -1,0 +1,42 @@
+"""The headline verdicts of a run: compliance (for homologation) and the regression gate (for CI)."""
+from __future__ import annotations
+
+from typing import Any
+
+from harness.catalog import is_requirement
+
+UNPROVEN_GRADES = ("projected", "estimated")
+
+
+def compliance(records: list[dict[str, Any]]) -> dict[str, str]:
+    """compliant, not compliant, or provisional (a requirement skipped, in error, or shown only by a
+    projected or estimated figure), with the reason."""
+    checked = [r for r in records if is_requirement(r["metric"], r["precision"])]
+    failed = [r for r in checked if r["verdict"] == "fail"]
+    if failed:
+        return {"verdict": "not compliant", "reason": f"{len(failed)} requirement check(s) failed: {_names(failed)}"}
+    unproven = [r for r in checked if r["verdict"] in ("skip", "error") or r.get("grade") in UNPROVEN_GRADES]
+    if unproven or not checked:
+        return {"verdict": "provisional", "reason": (
+            f"{len(unproven)} requirement check(s) not established by a measured pass (skipped, in error, "
+            f"projected or estimated): {_names(unproven)}" if checked else "no requirement was checked")}
+    grades = sorted({r.get("grade") for r in checked})
+    return {"verdict": "compliant", "reason": f"all {len(checked)} requirement checks passed on "
+                                              f"{', '.join(grades)} evidence"}
+
+
+def gate(records: list[dict[str, Any]]) -> dict[str, str]:
+    """fail when any cell regressed, pass when every cell was compared and none did, else not run."""
+    compared = [r for r in records if r["metric"] == "regression"]
+    failed = [r for r in compared if r["verdict"] == "fail"]
+    if failed:
+        return {"verdict": "fail", "reason": f"{len(failed)} cell(s) regressed: {_names(failed)}"}
+    if compared and all(r["verdict"] == "pass" for r in compared):
+        return {"verdict": "pass", "reason": f"{len(compared)} cell(s) compared, none regressed"}
+    unsettled = [r for r in compared if r["verdict"] != "pass"]
+    return {"verdict": "not run", "reason": (f"not every cell could be compared: {_names(unsettled)}" if compared
+                                             else "no baseline was given")}
+
+
+def _names(records: list[dict[str, Any]]) -> str:
+    return ", ".join(f"{r['cell']} {r['metric']} ({r['verdict']}, {r.get('grade') or 'no grade'})" for r in records)

@@ -1,0 +1,120 @@
+"""The regression gate: its statistics on recorded samples, and the save-then-compare flow end to end."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from test_plugin import run_suite, suite  # noqa: F401  (the pytester fixture)
+
+from conftest import tiny_classifier, write_card
+from harness.gate.baseline import load_baseline, sample_summary, save_baseline
+from harness.gate.compare import Thresholds, gate_notes, regression_verdict
+from harness.gate.slowdown import slowed_copy
+
+
+def latency_samples(seed: int, scale: float = 1.0) -> list[float]:
+    """1000 right-skewed latencies around 10 ms, as a loaded CPU gives them."""
+    return sample_summary(np.random.default_rng(seed).lognormal(np.log(10), 0.1, 1000) * scale)
+
+
+BEFORE = {"samples_ms": latency_samples(1), "peak_mb": 100.0, "accuracy": 0.90}
+
+
+def test_a_rerun_of_the_same_artifact_passes():
+    verdict, figures = regression_verdict("m-int8-host", BEFORE, {**BEFORE, "samples_ms": latency_samples(2)},
+                                          Thresholds())
+    assert verdict.status == "pass", verdict.message
+    assert 0.97 < figures["latency_ratio"] < 1.03
+
+
+def test_a_ten_percent_slower_artifact_fails_with_before_after_ratio_p_and_threshold():
+    slower = {**BEFORE, "samples_ms": latency_samples(2, scale=1.10)}
+    verdict, figures = regression_verdict("m-int8-host", BEFORE, slower, Thresholds())
+    assert verdict.status == "fail"
+    assert figures["p_value"] < 0.01 and figures["latency_ratio"] > 1.05
+    for part in ("latency median 9.97 -> 10.98 ms", "ratio 1.101", "p = 3.3e-88",
+                 "threshold p < 0.01 and ratio > 1.05"):
+        assert part in verdict.message, verdict.message
+
+
+def test_a_significant_but_small_slow_down_passes():
+    slightly = {**BEFORE, "samples_ms": latency_samples(2, scale=1.03)}
+    verdict, figures = regression_verdict("m-int8-host", BEFORE, slightly, Thresholds())
+    assert figures["p_value"] < 0.01 and verdict.status == "pass", verdict.message
+
+
+@pytest.mark.parametrize("after, failing", [
+    ({"peak_mb": 106.0}, "peak memory 100 -> 106 MB (ratio 1.060; threshold ratio > 1.05)"),
+    ({"accuracy": 0.894}, "top-1 90.00 -> 89.40 % (ratio 0.993; threshold drop > 0.5 pt)"),
+])
+def test_memory_growth_and_accuracy_drop_fail(after, failing):
+    verdict, _ = regression_verdict("m-int8-host", BEFORE, {**BEFORE, **after}, Thresholds())
+    assert verdict.status == "fail" and failing in verdict.message, verdict.message
+
+
+def test_a_cell_new_to_the_baseline_is_skipped_not_passed():
+    verdict, _ = regression_verdict("new-int8-host", None, BEFORE, Thresholds())
+    assert verdict.status == "skip" and "new" in verdict.message
+
+
+def test_baseline_round_trip_and_notes_on_another_machine_and_missing_cells(tmp_path):
+    machine = {"cpu": "Xeon", "threads": 2}
+    records = [{"cell": "a-fp32-host", "metric": "latency", "samples_ms": [1.0, 2.0], "machine": machine},
+               {"cell": "a-fp32-host", "metric": "memory", "peak_mb": 50.0},
+               {"cell": "b-fp32-host", "metric": "accuracy", "accuracy": 0.5}]
+    baseline = load_baseline(save_baseline(tmp_path / "b.json", records))
+    assert baseline.cells == {"a-fp32-host": {"samples_ms": [1.0, 2.0], "peak_mb": 50.0},
+                              "b-fp32-host": {"accuracy": 0.5}}
+    notes = gate_notes(baseline, [{**records[0], "machine": {"cpu": "EPYC", "threads": 2}}])
+    assert notes.machine_differences == ["cpu: Xeon in the baseline, EPYC now"]
+    assert notes.missing_cells == ["b-fp32-host"]
+
+
+def test_save_then_gate_passes_on_a_rerun_and_fails_on_a_slower_artifact(suite, tiny_card, image_folder, tmp_path):  # noqa: F811
+    baseline = tmp_path / "baseline.json"
+    saved = run_suite(suite, tiny_card, image_folder, "--precision", "fp32", "--ncap-save-baseline", str(baseline))
+    saved.assert_outcomes(passed=2, skipped=3)
+    assert json.loads(baseline.read_text())["cells"]["tiny-fp32-host"]["samples_ms"]
+
+    # a shared CI machine is noisy at tens of microseconds: the rerun is judged at a 50 % practical threshold
+    rerun = run_suite(suite, tiny_card, image_folder, "--precision", "fp32", "--ncap-baseline", str(baseline),
+                      "--ncap-gate-latency", "0.5", "-k", "regression")
+    rerun.assert_outcomes(passed=1)
+
+    slow_folder = tmp_path / "slow"
+    slow_folder.mkdir()
+    slowed_copy(tiny_card.with_suffix(".onnx"), slow_folder / "tiny.onnx", work=2_000_000)
+    slow_card = write_card(slow_folder, "tiny.onnx")
+    slow = run_suite(suite, slow_card, image_folder, "--precision", "fp32", "--ncap-baseline", str(baseline),
+                     "--ncap-gate-latency", "0.5", "-k", "regression")
+    slow.assert_outcomes(failed=1)
+    slow.stdout.fnmatch_lines(["*test_no_regression[[]tiny-fp32-host[]]*",
+                               "regression against the baseline: latency median * -> * ms "
+                               "(ratio *, p = *; threshold p < 0.01 and ratio > 1.5)*"])
+
+
+def test_a_baseline_from_another_machine_warns_in_terminal_and_report(suite, tiny_card, image_folder, tmp_path):  # noqa: F811
+    baseline = tmp_path / "baseline.json"
+    run_suite(suite, tiny_card, image_folder, "--precision", "fp32", "-k", "latency",
+              "--ncap-save-baseline", str(baseline))
+    document = json.loads(baseline.read_text())
+    document["fingerprint"]["cpu"] = "a different CPU"
+    document["cells"]["gone-fp32-host"] = document["cells"]["tiny-fp32-host"]
+    baseline.write_text(json.dumps(document))
+    result = run_suite(suite, tiny_card, image_folder, "--precision", "fp32", "-k", "latency or regression",
+                       "--ncap-baseline", str(baseline), "--ncap-gate-latency", "0.5")
+    result.stdout.fnmatch_lines(["*BASELINE FROM A DIFFERENT MACHINE*", "*cpu: a different CPU in the baseline*",
+                                 "*baseline cells missing from this run*", "gone-fp32-host"])
+    html = (suite.path / "reports" / "out" / "report.html").read_text()
+    assert 'id="machine-warning"' in html and "gone-fp32-host" in html
+
+
+def test_the_slowed_copy_predicts_the_same(tmp_path):
+    import onnxruntime
+
+    source = tiny_classifier(tmp_path / "tiny.onnx")
+    slowed = slowed_copy(source, tmp_path / "slow.onnx", work=1000)
+    image = np.random.default_rng(0).random((1, 3, 16, 16), dtype=np.float32)
+    outputs = [onnxruntime.InferenceSession(str(p)).run(None, {"input": image})[0] for p in (source, slowed)]
+    np.testing.assert_allclose(outputs[0], outputs[1])

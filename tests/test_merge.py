@@ -1,0 +1,47 @@
+"""`ncap merge`: shards from many runs become one report and one gate verdict, or a clear refusal."""
+from __future__ import annotations
+
+import json
+import subprocess
+
+from crafted import crafted_records, write_shard
+
+from harness.gate.baseline import save_baseline
+from harness.merge import main
+
+
+def test_two_platform_shards_merge_into_one_checked_report(tmp_path):
+    shards = [write_shard(tmp_path / p, crafted_records(platform=p, run_id=p)) for p in ("host", "qcs8255")]
+    assert main(["merge", "--out", str(tmp_path / "merged"), *map(str, shards)]) == 0
+    summary = json.loads((tmp_path / "merged" / "summary.json").read_text())
+    assert {p["run_id"] for p in summary["provenance"]} == {"host", "qcs8255"}
+    assert {r["cell"] for r in summary["matrix"]} >= {"dmsnet-int8-host", "dmsnet-int8-qcs8255"}
+    check = subprocess.run(["sha256sum", "-c", "MANIFEST.sha256"], cwd=tmp_path / "merged", capture_output=True)
+    assert check.returncode == 0
+
+
+def test_identical_duplicates_merge_but_conflicting_ones_are_refused(tmp_path, capsys):
+    first = write_shard(tmp_path / "a", crafted_records(run_id="a"))
+    same = write_shard(tmp_path / "b", crafted_records(run_id="b"))
+    assert main(["merge", "--out", str(tmp_path / "ok"), str(first), str(same)]) == 0
+    capsys.readouterr()
+    other = write_shard(tmp_path / "c", crafted_records(run_id="c", slower=1.2))
+    assert main(["merge", "--out", str(tmp_path / "bad"), str(first), str(other)]) == 2
+    error = capsys.readouterr().err.strip()
+    assert error.count("\n") == 0
+    assert error.startswith("ncap merge: conflicting shards: dmsnet-fp32-host latency is (")
+    assert str(first) in error and str(other) in error and "merge each cell from one shard only" in error
+
+
+def test_merge_gates_the_shards_on_a_baseline(tmp_path, capsys):
+    baseline = save_baseline(tmp_path / "baseline.json", crafted_records())
+    slower = write_shard(tmp_path / "slow", crafted_records(run_id="slow", slower=1.2))
+    assert main(["merge", "--out", str(tmp_path / "gated"), "--baseline", str(baseline), str(slower)]) == 1
+    assert "gate: fail (2 cell(s) regressed" in capsys.readouterr().out
+    same = write_shard(tmp_path / "same", crafted_records(run_id="same"))
+    assert main(["merge", "--out", str(tmp_path / "passed"), "--baseline", str(baseline), str(same)]) == 0
+
+
+def test_a_folder_that_is_no_report_is_refused(tmp_path, capsys):
+    assert main(["merge", "--out", str(tmp_path / "out"), str(tmp_path)]) == 2
+    assert "is not a dms-ncap report folder" in capsys.readouterr().err

@@ -1,0 +1,111 @@
+"""The compliance report: headline verdict, traceability, escaping, the manifest, and a real browser."""
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import tempfile
+import xml.etree.ElementTree as ElementTree
+from pathlib import Path
+
+import pytest
+from crafted import crafted_records, write_shard
+from PIL import Image
+from test_plugin import run_suite, suite  # noqa: F401  (the pytester fixture)
+
+from harness.report import outcome
+
+SCRIPT = "<script>alert(1)</script>"
+
+
+@pytest.fixture
+def report(tmp_path: Path) -> Path:
+    return write_shard(tmp_path / "report", crafted_records(model=SCRIPT))
+
+
+def test_a_model_name_with_a_script_tag_renders_inert(report):
+    html = (report / "report.html").read_text()
+    assert SCRIPT not in html and "<script" not in html
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html
+
+
+def test_summary_has_the_headline_and_a_traceable_matrix(report):
+    summary = json.loads((report / "summary.json").read_text())
+    assert summary["compliance"]["verdict"] == "provisional"  # power is only an estimate
+    assert "power (skip, estimated)" in summary["compliance"]["reason"]
+    latency = next(r for r in summary["matrix"] if r["id"] == "NCAP-LAT-01")
+    assert latency["test_id"].startswith("suites/test_ncap.py::test_latency[")
+    assert latency["figure"] == latency["figure"] > 0 and latency["limit_source"] == "the article"
+    assert {r["id"] for r in summary["matrix"]} >= {"NCAP-MEM-01", "NCAP-PWR-01", "NCAP-ACC-INT8"}
+    provenance = summary["provenance"][0]
+    assert provenance["platform_profile"]["sha256"] and provenance["packages"]["onnxruntime"]
+    assert provenance["seeds"]["synthetic_dataset"] and provenance["machine"]["cpu"]
+    html = (report / "report.html").read_text()
+    for section in ('id="traceability-matrix"', 'id="article-precisions"', 'id="article-before-after"',
+                    'id="article-budget"', 'id="provenance"', "<svg", "not on the target chip"):
+        assert section in html
+
+
+@pytest.mark.parametrize("change, verdict", [
+    ({}, "compliant"),
+    ({"verdict": "fail"}, "not compliant"),
+    ({"grade": "projected"}, "provisional"),
+    ({"verdict": "error"}, "provisional"),
+])
+def test_headline_verdict(change, verdict):
+    records = [r for r in crafted_records() if r["metric"] != "power"]
+    records[0].update(change)
+    assert outcome.compliance(records)["verdict"] == verdict
+
+
+def sha256sum_check(folder: Path) -> subprocess.CompletedProcess:
+    return subprocess.run(["sha256sum", "-c", "MANIFEST.sha256"], cwd=folder, capture_output=True, text=True)
+
+
+def test_the_manifest_checks_and_any_edit_breaks_it(report):
+    assert sha256sum_check(report).returncode == 0
+    names = [line.split("  ", 1)[1] for line in (report / "MANIFEST.sha256").read_text().splitlines()]
+    assert set(names) == {"report.html", "report.md", "summary.json", "results.jsonl"}
+    for name in names:
+        original = (report / name).read_bytes()
+        (report / name).write_bytes(original.replace(b"a", b"b", 1))
+        failed = sha256sum_check(report)
+        assert failed.returncode != 0 and f"{name}: FAILED" in failed.stdout
+        (report / name).write_bytes(original)
+
+
+def test_strict_mode_fails_host_figures_and_junit_carries_the_figures(suite, tiny_card, image_folder):  # noqa: F811
+    result = run_suite(suite, tiny_card, image_folder, "--precision", "fp32", "-k", "latency", "--ncap-strict",
+                       "--junitxml", "junit.xml")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["*insufficient evidence*host-measured*--ncap-strict accepts only measured*"])
+    properties = {p.get("name"): p.get("value") for p in ElementTree.parse(suite.path / "junit.xml").iter("property")}
+    assert float(properties["ncap_figure"]) > 0 and "Euro NCAP" in properties["ncap_limit_source"]
+    assert properties["ncap_verdict"] == "fail" and "insufficient evidence" in properties["ncap_message"]
+    summary = json.loads((suite.path / "reports" / "out" / "summary.json").read_text())
+    assert summary["compliance"]["verdict"] == "not compliant"
+
+
+def chromium(*args: str) -> subprocess.CompletedProcess:
+    with tempfile.TemporaryDirectory() as profile:
+        return subprocess.run(["chromium", "--headless", "--no-sandbox", "--disable-gpu",
+                               "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                               "--no-first-run", f"--user-data-dir={profile}", *args],
+                              capture_output=True, text=True, timeout=120)
+
+
+@pytest.mark.skipif(shutil.which("chromium") is None, reason="headless Chromium is not installed (.ci/run installs it)")
+def test_a_merged_two_platform_report_reads_in_headless_chromium(tmp_path):
+    from harness.merge import main
+
+    shards = [write_shard(tmp_path / platform, crafted_records(model=SCRIPT, platform=platform, run_id=platform))
+              for platform in ("host", "qcs8255")]
+    assert main(["merge", "--out", str(tmp_path / "merged"), *map(str, shards)]) == 0
+    page = (tmp_path / "merged" / "report.html").as_uri()
+    dom = chromium("--dump-dom", page).stdout
+    assert 'id="verdicts"' in dom and 'id="headline"' in dom and "qcs8255" in dom and "<svg" in dom
+    assert "<script>alert" not in dom
+    screenshot = tmp_path / "report.png"
+    chromium(f"--screenshot={screenshot}", "--window-size=1280,1600", page)
+    colours = Image.open(screenshot).convert("RGB").getcolors(maxcolors=1 << 16)
+    assert colours is None or len(colours) > 20, "the page rendered blank"
