@@ -53,6 +53,7 @@ class Platform(_Strict):
     description: str
     kind: Literal["host", "target"]
     precisions: list[Precision] = Field(min_length=1)
+    default_precisions: list[Precision] | None = None  # what a run covers without --precision (else all)
     runtime: Runtime
     toolchain: str | None = None
     peak_tops: dict[Precision, SourcedFigure] = {}  # tera-operations per second (a MAC is two)

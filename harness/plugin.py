@@ -9,7 +9,7 @@ from harness.errors import NcapError
 from harness.gate.baseline import load_baseline, save_baseline
 from harness.gate.compare import GateNotes, Thresholds, gate_notes
 from harness.measure.latency import LatencyPlan
-from harness.optimize.recipe import known_precisions, parse_recipe
+from harness.optimize.recipe import expand_recipe, known_precisions, parse_recipe
 from harness.platform import Platform, load_platform
 from harness.requirements import load_requirements
 from harness.session import ComplianceRun, RunOptions
@@ -26,10 +26,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--platform", default="host", help="platform profile to assert against (default: host)")
     group.addoption("--model", action="append", default=[], metavar="NAME_OR_CARD",
                     help=f"zoo model ({', '.join(DEFAULT_MODELS)}) or model-card YAML; repeatable or comma-separated")
-    group.addoption("--precision", help="comma-separated precisions (default: all the platform supports)")
+    group.addoption("--precision", help="comma-separated precisions (default: the platform's default_precisions)")
     group.addoption("--recipe", action="append", default=[], metavar="STEPS",
                     help="optimisation recipe, steps comma-separated and ending in a precision, e.g. "
-                         "'int8:Entropy'; repeatable (replaces --precision)")
+                         "'fuse,prune:0.5,int8', or a named one (p0..p3); repeatable (replaces --precision)")
     group.addoption("--dataset", type=Path,
                     help="ImageFolder dataset DIR/<class>/*.png|jpg (default: embedded synthetic)")
     group.addoption("--ncap-requirements", type=Path, metavar="FILE", help="YAML overriding the limits")
@@ -76,7 +76,8 @@ def pytest_configure(config: pytest.Config) -> None:
 def _run_options(config: pytest.Config) -> RunOptions:
     platform = load_platform(config.getoption("platform"))
     models = tuple(m.strip() for value in config.getoption("model") or DEFAULT_MODELS for m in value.split(","))
-    recipes = tuple(config.getoption("recipe")) or _precisions(config.getoption("precision"), platform)
+    recipes = (tuple(expand_recipe(r) for r in config.getoption("recipe"))
+               or _precisions(config.getoption("precision"), platform))
     for recipe in recipes:
         parse_recipe(recipe)  # a malformed recipe is a usage error now, not an error in every cell
     requirements_file = config.getoption("ncap_requirements")
@@ -96,7 +97,8 @@ def _run_options(config: pytest.Config) -> RunOptions:
 
 
 def _precisions(text: str | None, platform: Platform) -> tuple[str, ...]:
-    precisions = tuple(p.strip() for p in text.split(",")) if text else tuple(platform.precisions)
+    precisions = (tuple(p.strip() for p in text.split(",")) if text
+                  else tuple(platform.default_precisions or platform.precisions))
     unknown = [p for p in precisions if p not in known_precisions()]
     if unknown:
         raise NcapError(f"unknown precision {', '.join(unknown)}; known: {', '.join(known_precisions())}")

@@ -37,7 +37,7 @@ from harness.optimize.recipe import Artifact, build_artifact, parse_recipe
 from harness.platform import Platform
 from harness.project.projection import project
 from harness.project.roofline import target_roofline
-from harness.requirements import Requirements
+from harness.requirements import Limit, Requirements
 from harness.results.store import ResultsStore
 from harness.runtimes.onnxruntime.runner import OnnxRuntimeRunner
 from harness.verdict import Verdict, judge
@@ -240,12 +240,21 @@ class ComplianceRun:
         reference = self.top1(Cell(cell.model, "fp32", cell.platform))
         drop_pt = (reference - top1) * 100
         figures |= {"reference_accuracy": reference, "drop_pt": drop_pt}
-        limit = self.options.requirements.accuracy_drop_pt.get(cell.precision)
+        limit = self._accuracy_limit(cell)
         if limit is None:
             raise NcapError(f"no accuracy-drop limit for {cell.precision}; add accuracy_drop_pt.{cell.precision} "
                             "to the requirements file")
         verdict = judge(f"top-1 drop vs FP32 ({reference:.2%} -> {top1:.2%})", drop_pt, "pt", limit)
+        for step in self.artifact(cell).manifest["steps"]:  # a mixed-precision search explains its choice
+            figures |= {key: step["did"][key] for key in ("sensitivity", "assignment") if key in step["did"]}
         return Record(cell, "accuracy", verdict, HOST_GRADE, method, limit.value, limit.source, figures)
+
+    def _accuracy_limit(self, cell: Cell) -> Limit | None:
+        """A recipe that was given its own accuracy budget (mixed:0.5) is held to it; others to their precision's."""
+        budget = getattr(parse_recipe(cell.recipe)[-1], "accuracy_budget_pt", None)
+        if budget is not None:
+            return Limit(value=budget, source=f"the accuracy budget the recipe {cell.recipe!r} was asked for")
+        return self.options.requirements.accuracy_drop_pt.get(cell.precision)
 
     def _regression(self, cell: Cell) -> Record:
         baseline = self.options.baseline

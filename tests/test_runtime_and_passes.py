@@ -111,3 +111,11 @@ def test_corrupt_onnx_is_named(tmp_path):
     card = load_card(write_card(tmp_path, "broken.onnx"))
     with pytest.raises(NcapError, match="broken.onnx is not a valid ONNX model"):
         build_artifact(card, parse_recipe("fp32"), _context(card))
+
+
+def test_named_recipes_follow_the_article_priorities_and_parse():
+    from harness.optimize.recipe import NAMED_RECIPES, expand_recipe
+
+    assert expand_recipe("P0") == "int8" and expand_recipe("int8:Entropy") == "int8:Entropy"
+    for steps in NAMED_RECIPES.values():
+        assert parse_recipe(steps)[-1].precision == "int8"

@@ -41,6 +41,21 @@ PASSES: dict[str, Callable[[str | None], Pass]] = {
 }
 
 
+# The source article's optimisation priorities (总结: P0 quantisation, P1 operator fusion, P2 pruning,
+# P3 distillation), each adding its step to the previous ones.
+NAMED_RECIPES: dict[str, str] = {
+    "p0": "int8",
+    "p1": "fuse,int8",
+    "p2": "fuse,prune:0.3,int8",
+    "p3": "fuse,prune:0.3,distill,int8",
+}
+
+
+def expand_recipe(text: str) -> str:
+    """A named recipe (p0..p3) into its steps; anything else unchanged."""
+    return NAMED_RECIPES.get(text.strip().lower(), text.strip())
+
+
 def known_precisions() -> list[str]:
     return [name for name, factory in PASSES.items() if factory(None).precision == name]
 
@@ -62,7 +77,7 @@ def parse_recipe(text: str) -> list[Pass]:
                             "forms: int8[:MinMax|Entropy|Percentile][/per-channel|/per-tensor], int4[:BLOCK], "
                             "mixed[:BUDGET_PT]; see the README for the others") from exc
     if built[-1].precision is None:
-        raise NcapError(f"recipe {text!r} must end in a precision step (one of fp32, fp16, int8)")
+        raise NcapError(f"recipe {text!r} must end in a precision step (one of {', '.join(known_precisions())})")
     return built
 
 
