@@ -13,13 +13,6 @@ from pathlib import Path
 from typing import Any
 
 import torch
-import torchao
-from torchao.quantization.pt2e import allow_exported_model_train_eval
-from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_qat_pt2e
-from torchao.quantization.pt2e.quantizer.x86_inductor_quantizer import (
-    X86InductorQuantizer,
-    get_default_x86_inductor_quantization_config,
-)
 
 from harness.data import preprocess
 from harness.models.train import split_tensors
@@ -47,6 +40,15 @@ class Qat:
                 "activation_type": "QUInt8", "weight_type": "QInt8", "fine_tune": self.plan.__dict__}
 
     def apply(self, source: Path, target: Path, context: PassContext) -> dict[str, Any]:
+        # torchao takes seconds to import: load it only when a recipe really runs QAT, not at plugin start-up
+        import torchao
+        from torchao.quantization.pt2e import allow_exported_model_train_eval
+        from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_qat_pt2e
+        from torchao.quantization.pt2e.quantizer.x86_inductor_quantizer import (
+            X86InductorQuantizer,
+            get_default_x86_inductor_quantization_config,
+        )
+
         module = module_io.load_module(source, context, self.name)
         dataset = module_io.training_data(context, self.name)
         inputs, labels = split_tensors(dataset.train)
