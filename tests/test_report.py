@@ -109,3 +109,24 @@ def test_a_merged_two_platform_report_reads_in_headless_chromium(tmp_path):
     chromium(f"--screenshot={screenshot}", "--window-size=1280,1600", page)
     colours = Image.open(screenshot).convert("RGB").getcolors(maxcolors=1 << 16)
     assert colours is None or len(colours) > 20, "the page rendered blank"
+
+
+def test_optimisation_checklist_compares_each_recipe_with_fp32_of_the_same_model():
+    import pandas as pd
+
+    from harness.report.article import optimisation_rows
+
+    def latency(recipe, p50, params, size):
+        return {"metric": "latency", "platform": "host", "model": "net", "recipe": recipe, "p50_ms": p50,
+                "params_after": params, "size_bytes": size}
+    records = pd.DataFrame([
+        latency("fp32", 4.0, 1000, 4000), latency("int8", 2.0, 1000, 1000),
+        latency("fuse,prune:0.5,int8", 1.0, 400, 500),
+        {"metric": "accuracy", "platform": "host", "model": "net", "recipe": "fuse,prune:0.5,int8", "drop_pt": 2.5},
+    ])
+    rows = {row["recipe"]: row for row in optimisation_rows(records)}
+    assert set(rows) == {"int8", "fuse,prune:0.5,int8"}
+    pruned = rows["fuse,prune:0.5,int8"]
+    assert pruned["speedup"] == 4.0 and pruned["params_ratio"] == 0.4 and pruned["size_ratio"] == 0.125
+    assert pruned["drop_pt"] == 2.5 and "pruning" in pruned["claims"] and "fusion" in pruned["claims"]
+    assert rows["int8"]["drop_pt"] is None and rows["int8"]["params_ratio"] == 1.0

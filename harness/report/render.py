@@ -73,6 +73,7 @@ def _context(records: list[dict[str, Any]], provenance: list[dict[str, Any]],
         "article_precisions": article.precision_rows(frame),
         "article_before_after": article.before_after_rows(frame),
         "article_budget": article.budget_rows(frame),
+        "article_optimisations": article.optimisation_rows(frame),
         "article_source": article.SOURCE,
         "records": frame.sort_values(["cell", "metric"]).to_dict("records"),
         "counts": frame["verdict"].value_counts().to_dict(),
@@ -114,7 +115,8 @@ def _cell_rows(frame: pd.DataFrame) -> list[dict[str, Any]]:
     rows = []
     for cell, group in frame.groupby("cell", sort=True):
         first = group.iloc[0]
-        row = {"cell": cell, "model": first["model"], "precision": first["precision"], "platform": first["platform"]}
+        row = {"cell": cell, "model": first["model"], "precision": first["precision"], "recipe": first["recipe"],
+               "platform": first["platform"]}
         for _, record in group.iterrows():
             row[record["metric"]] = {k: v for k, v in record.items() if not _missing(v)}
         rows.append(row)
@@ -135,7 +137,7 @@ def _scatters(frame: pd.DataFrame) -> list[dict[str, Any]]:
     both = frame.drop_duplicates("cell").set_index("cell").join(p50.rename("x"), how="inner").join(
         top1.rename("y"), how="inner")
     return [{"model": model, **plots.accuracy_vs_latency(
-                [{"label": f"{row['precision']} {row['platform']}", "p50_ms": row["x"], "accuracy": row["y"]}
+                [{"label": f"{row['recipe']} {row['platform']}", "p50_ms": row["x"], "accuracy": row["y"]}
                  for _, row in group.iterrows()])}
             for model, group in both.groupby("model", sort=True)]
 
