@@ -23,8 +23,8 @@ def crafted_records(model: str = "dmsnet", platform: str = "host", run_id: str =
     for index, (precision, median_ms, top1) in enumerate((("fp32", 4.0, 0.91), ("int8", 2.0, 0.90))):
         samples = np.random.default_rng(index).lognormal(np.log(median_ms * slower), 0.1, 400)
         common = {"run_id": run_id, "timestamp": f"2026-11-26T10:0{index}:00+00:00",
-                  "cell": f"{model}-{precision}-{platform}", "model": model, "precision": precision, "recipe": precision,
-                  "platform": platform, "grade": "host-measured",
+                  "cell": f"{model}-{precision}-{platform}", "model": model, "precision": precision,
+                  "recipe": precision, "platform": platform, "grade": "host-measured",
                   "artifact_sha256": f"{index}" * 64, "dataset": "crafted", "dataset_sha256": "d" * 64,
                   "test_id": f"suites/test_ncap.py::test_{{metric}}[{model}-{precision}-{platform}]"}
         stats = LatencyStats.from_samples(samples).__dict__
