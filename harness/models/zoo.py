@@ -46,7 +46,7 @@ class ZooEntry:
 ZOO: dict[str, ZooEntry] = {
     "dmsnet": ZooEntry(DMSNet, TrainingPlan(epochs=8), "source article DMSModel CNN"),
     "mobilenet_v3_small": ZooEntry(
-        lambda n: tv.mobilenet_v3_small(num_classes=n), TrainingPlan(epochs=12),
+        lambda n: tv.mobilenet_v3_small(num_classes=n), TrainingPlan(epochs=30, learning_rate=4e-3),
         "torchvision MobileNetV3-Small, trained from scratch"),
     "resnet18": ZooEntry(
         lambda n: tv.resnet18(num_classes=n), TrainingPlan(epochs=5),
