@@ -5,6 +5,7 @@ from pathlib import Path
 
 import pytest
 
+from harness.device.address import DeviceAddress
 from harness.errors import NcapError
 from harness.gate.baseline import load_baseline, save_baseline
 from harness.gate.compare import GateNotes, Thresholds, gate_notes
@@ -45,6 +46,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--ncap-power-meter", metavar="SPEC",
                     help="power source: rapl, nvml[:GPU], tegrastats[:RAIL+RAIL], hwmon:hwmonN[:CHANNEL] or "
                          "scpi:VISA_RESOURCE (default: RAPL where readable, else the profile's estimate)")
+    group.addoption("--device", metavar="ssh://USER@HOST[:PORT]",
+                    help="run every cell on this board over SSH and grade its figures measured (overrides the "
+                         "profile's device:); options ?python=PATH&known_hosts=FILE&identity=FILE")
     group.addoption("--ncap-strict", action="store_true",
                     help="homologation mode: only measured (on-target) figures can pass; others fail as "
                          "insufficient evidence")
@@ -92,8 +96,13 @@ def _run_options(config: pytest.Config) -> RunOptions:
                       dataset_dir=config.getoption("dataset"), latency_plan=plan,
                       assert_estimates=config.getoption("ncap_assert_estimates"),
                       requirements_file=requirements_file, strict=config.getoption("ncap_strict"),
-                      power_meter=config.getoption("ncap_power_meter"),
+                      power_meter=config.getoption("ncap_power_meter"), device=_device(config, platform),
                       baseline=load_baseline(baseline_file) if baseline_file else None, gate=gate, **extra)
+
+
+def _device(config: pytest.Config, platform: Platform) -> DeviceAddress | None:
+    address = config.getoption("device") or platform.device
+    return DeviceAddress.parse(address) if address else None
 
 
 def _precisions(text: str | None, platform: Platform) -> tuple[str, ...]:

@@ -22,6 +22,8 @@ import psutil
 from harness.catalog import is_requirement
 from harness.data import preprocess
 from harness.data.dataset import Dataset, ImageSet, SyntheticSpec, embedded_dataset, folder_dataset
+from harness.device.address import DeviceAddress
+from harness.device.remote import DeviceJob, DeviceRun, run_on_device
 from harness.errors import NcapError
 from harness.gate.baseline import Baseline, gated_figures, machine_fingerprint, sample_summary
 from harness.gate.compare import Thresholds, regression_verdict
@@ -43,6 +45,7 @@ from harness.runtimes.onnxruntime.runner import OnnxRuntimeRunner
 from harness.verdict import Verdict, judge
 
 HOST_GRADE = "host-measured"
+DEVICE_GRADE = "measured"  # on the target board itself
 PROJECTION_CAVEAT = "projected, provisional: a projection is not homologation evidence"
 # The method's error where it can be checked: benchmarks/projection_error.py on the host. No chip here
 # to check a target projection against, so its error on a target is unknown.
@@ -68,7 +71,8 @@ class RunOptions:
     baseline: Baseline | None = None  # --ncap-baseline: adds the regression gate
     gate: Thresholds = Thresholds()
     strict: bool = False  # homologation mode: only `measured` (on-target) evidence can pass
-    power_meter: str | None = None  # --ncap-power-meter SPEC; None picks RAPL or the estimate
+    power_meter: str | None = None  # --ncap-power-meter SPEC, read on the board with a device; else RAPL or estimate
+    device: DeviceAddress | None = None  # --device or the profile's `device:`: figures are measured on that board
 
 
 @dataclass(frozen=True)
@@ -131,8 +135,9 @@ class ComplianceRun:
         an NcapError is recorded as an error, then raised."""
         try:
             record = self._record(metric, cell)
-        except NcapError as exc:
-            self._write_once(Record(cell, metric, Verdict("error", str(exc))), test_id)
+        except NcapError as exc:  # a board lost part-way hands over what it measured (DeviceRunError.figures)
+            self._write_once(Record(cell, metric, Verdict("error", str(exc)), figures=getattr(exc, "figures", {})),
+                             test_id)
             raise
         self._write_once(record, test_id)
         return record
@@ -153,7 +158,7 @@ class ComplianceRun:
             return Record(cell, metric, Verdict("skip", (
                 f"{cell.platform} does not support {cell.precision} (its toolchain offers "
                 f"{', '.join(self.options.platform.precisions)})")))
-        if self.options.platform.kind != "host":
+        if self.options.platform.kind != "host" and self.options.device is None:
             return self._projected(metric, cell)
         return {"latency": self._latency, "memory": self._memory, "power": self._power,
                 "accuracy": self._accuracy, "regression": self._regression}[metric](cell)
@@ -197,29 +202,38 @@ class ComplianceRun:
             raise NcapError(f"{stats.n} latency samples are too few for a 95 % bound on p99 (needs 299); "
                             "raise --ncap-min-runs")
         verdict = judge("latency p99 (upper 95 % bound)", stats.p99_ucb_ms, "ms", limit)
-        return Record(cell, "latency", verdict, HOST_GRADE, self.options.latency_plan.describe(), limit.value,
-                      limit.source, {**dataclasses.asdict(stats), "settings": self._runner_settings(cell),
-                                     "samples_ms": sample_summary(run.samples_ms),
-                                     "machine": machine_fingerprint(self.options.threads)})
+        method = self._where(self.options.latency_plan.describe())
+        settings = self._runner_settings(cell)
+        # a board is identified by its address and runtime settings; the host by its CPU and versions
+        machine = {"device": str(self.options.device), **settings} if self.options.device else \
+            machine_fingerprint(self.options.threads)
+        return Record(cell, "latency", verdict, self._grade, method, limit.value, limit.source,
+                      {**dataclasses.asdict(stats), "settings": settings, "samples_ms": sample_summary(run.samples_ms),
+                       "machine": machine})
 
     def _memory(self, cell: Cell) -> Record:
         artifact = self.artifact(cell)
-        reading = memory.measure_peak_memory(
-            artifact.card.onnx, self._sample(artifact.card), input_name=artifact.card.input.name,
-            output_name=artifact.card.output.name, provider=self._provider, threads=self.options.threads)
+        if self.options.device is not None:
+            reading = self._device_run(cell).memory
+        else:
+            reading = memory.measure_peak_memory(
+                artifact.card.onnx, self._sample(artifact.card), input_name=artifact.card.input.name,
+                output_name=artifact.card.output.name, provider=self._provider, threads=self.options.threads)
         limit = self.options.requirements.memory_mb
         verdict = judge("peak memory", reading.peak_mb, "MB", limit)
         figures = {"peak_mb": reading.peak_mb, "loaded_mb": reading.loaded_mb, "baseline_mb": reading.baseline_mb,
                    "model_size_bytes": artifact.manifest["size_bytes"]}
-        return Record(cell, "memory", verdict, HOST_GRADE, reading.method, limit.value, limit.source, figures)
+        return Record(cell, "memory", verdict, self._grade, reading.method, limit.value, limit.source, figures)
 
     def _power(self, cell: Cell) -> Record:
         reading = self._latency_run(cell).power
         limit = self.options.requirements.power_w
         if reading is None:
-            return Record(cell, "power", Verdict("skip", (
-                f"no power meter here (no readable powercap/RAPL) and {cell.platform}'s profile gives no "
-                "per-core power to estimate from")), limit=limit.value, limit_source=limit.source)
+            reason = (f"no power meter was named for {self.options.device}; pass --ncap-power-meter SPEC, read on "
+                      "the board" if self.options.device else
+                      f"no power meter here (no readable powercap/RAPL) and {cell.platform}'s profile gives no "
+                      "per-core power to estimate from")
+            return Record(cell, "power", Verdict("skip", reason), limit=limit.value, limit_source=limit.source)
         figures = {"watts": reading.watts, "joules": reading.joules, "window_s": reading.seconds}
         verdict = judge("average power", reading.watts, "W", limit)
         if reading.grade == "estimated" and not self.options.assert_estimates:
@@ -231,12 +245,12 @@ class ComplianceRun:
     def _accuracy(self, cell: Cell) -> Record:
         top1 = self.top1(cell)
         figures: dict[str, Any] = {"accuracy": top1, "evaluation_images": len(self.dataset.evaluation)}
-        method = (f"top-1 on the evaluation split of {self.dataset.name} "
-                  f"({len(self.dataset.evaluation)} images), run with ONNX Runtime")
+        method = self._where(f"top-1 on the evaluation split of {self.dataset.name} "
+                             f"({len(self.dataset.evaluation)} images), run with {self.options.platform.runtime.name}")
         if cell.recipe == "fp32":
             return Record(cell, "accuracy", Verdict("skip", (
                 f"FP32 is the reference the other precisions' drops are measured against (top-1 {top1:.2%})")),
-                HOST_GRADE, method, figures=figures)
+                self._grade, method, figures=figures)
         reference = self.top1(Cell(cell.model, "fp32", cell.platform))
         drop_pt = (reference - top1) * 100
         figures |= {"reference_accuracy": reference, "drop_pt": drop_pt}
@@ -247,7 +261,7 @@ class ComplianceRun:
         verdict = judge(f"top-1 drop vs FP32 ({reference:.2%} -> {top1:.2%})", drop_pt, "pt", limit)
         for step in self.artifact(cell).manifest["steps"]:  # a mixed-precision search explains its choice
             figures |= {key: step["did"][key] for key in ("sensitivity", "assignment") if key in step["did"]}
-        return Record(cell, "accuracy", verdict, HOST_GRADE, method, limit.value, limit.source, figures)
+        return Record(cell, "accuracy", verdict, self._grade, method, limit.value, limit.source, figures)
 
     def _accuracy_limit(self, cell: Cell) -> Limit | None:
         """A recipe that was given its own accuracy budget (mixed:0.5) is held to it; others to their precision's."""
@@ -263,7 +277,7 @@ class ComplianceRun:
         current = gated_figures(self._record(metric, cell).figures for metric in ("latency", "memory", "accuracy"))
         verdict, figures = regression_verdict(cell.id, baseline.cells.get(cell.id), current, self.options.gate)
         method = f"against baseline {baseline.path} ({baseline.created}); {self.options.gate.describe()}"
-        return Record(cell, "regression", verdict, HOST_GRADE, method, figures=figures)
+        return Record(cell, "regression", verdict, self._grade, method, figures=figures)
 
     # --- shared work, done once --------------------------------------------------------------
     def trained(self, model: str) -> TrainedModel:
@@ -288,17 +302,43 @@ class ComplianceRun:
     def top1(self, cell: Cell) -> float:
         def evaluate() -> float:
             card = self.artifact(cell).card
+            if self.options.device is not None:
+                run = self._device_run(cell)
+                return accuracy.top1_of_predictions(run.top1, run.score_shapes, card,
+                                                    self._split_for(card, "evaluation"))
             with self._runner(card) as runner:
                 return accuracy.top1(runner, card, self._split_for(card, "evaluation"))
         return self._once(("top1", cell.model, cell.recipe), evaluate)
 
     def _latency_run(self, cell: Cell) -> LatencyRun:
         def run() -> LatencyRun:
+            if self.options.device is not None:
+                device_run = self._device_run(cell)
+                return LatencyRun(np.asarray(device_run.samples_ms), device_run.power)
             card = self.artifact(cell).card
             with self._runner(card) as runner:
                 return time_inferences(runner, self._sample(card), self.options.latency_plan,
                                        meter_for(self.options.platform, self.options.power_meter))
         return self._once(("latency-run", cell.id), run)
+
+    def _device_run(self, cell: Cell) -> DeviceRun:
+        """The cell's artifact run once on the board: timing, power, peak memory and the evaluation split."""
+        def run() -> DeviceRun:
+            card = self.artifact(cell).card
+            evaluation = self._split_for(card, "evaluation")
+            job = DeviceJob(card.onnx, self._sample(card), preprocess.to_tensor(evaluation.images, card.input),
+                            self.options.platform.runtime, cell.precision, self.options.threads,
+                            self.options.latency_plan, self.options.power_meter, card.input.name, card.output.name)
+            self.progress(f"running {cell.id} on {self.options.device}")
+            return run_on_device(self.options.device, job)
+        return self._once(("device-run", cell.id), run)
+
+    @property
+    def _grade(self) -> str:
+        return DEVICE_GRADE if self.options.device is not None else HOST_GRADE
+
+    def _where(self, method: str) -> str:
+        return f"{method}; on the board {self.options.device}" if self.options.device is not None else method
 
     @property
     def _provider(self) -> str:
@@ -310,8 +350,8 @@ class ComplianceRun:
 
     def _runner_settings(self, cell: Cell) -> dict[str, Any]:
         card = self.artifact(cell).card
-        runner = self._runner(card)
-        return runner.settings | {"input": f"{card.input.layout} {card.input.channels}x"
+        settings = self._device_run(cell).settings if self.options.device is not None else self._runner(card).settings
+        return settings | {"input": f"{card.input.layout} {card.input.channels}x"
                                            f"{card.input.size[0]}x{card.input.size[1]}"}
 
     def _sample(self, card: ModelCard) -> np.ndarray:

@@ -1,6 +1,8 @@
 """Top-1 accuracy of a runner on a labelled split."""
 from __future__ import annotations
 
+import numpy as np
+
 from harness.data import preprocess
 from harness.data.dataset import ImageSet
 from harness.errors import NcapError
@@ -15,8 +17,22 @@ def top1(runner: Runner, card: ModelCard, split: ImageSet, batch_size: int = 100
     for start in range(0, len(split), step):
         batch = preprocess.to_tensor(split.images[start:start + step], card.input)
         scores = runner.infer(batch)
-        if scores.ndim != 2 or scores.shape[1] != len(card.classes):
-            raise NcapError(f"{card.name} output has shape {list(scores.shape)}, expected [batch, "
-                            f"{len(card.classes)}] (one score per class in the card); fix output.name or classes")
+        check_scores_shape(list(scores.shape), card)
         correct += int((scores.argmax(axis=1) == split.labels[start:start + step]).sum())
     return correct / len(split)
+
+
+def top1_of_predictions(predictions: list[int], score_shapes: list[list[int]], card: ModelCard,
+                        split: ImageSet) -> float:
+    """Top-1 from the class indices a board sent back (with the shapes of the scores they came from)."""
+    for shape in score_shapes:
+        check_scores_shape(shape, card)
+    if len(predictions) != len(split):
+        raise NcapError(f"the board answered {len(predictions)} of {len(split)} evaluation images; rerun the cell")
+    return float(np.mean(np.asarray(predictions) == split.labels))
+
+
+def check_scores_shape(shape: list[int], card: ModelCard) -> None:
+    if len(shape) != 2 or shape[1] != len(card.classes):
+        raise NcapError(f"{card.name} output has shape {shape}, expected [batch, {len(card.classes)}] "
+                        "(one score per class in the card); fix output.name or classes")

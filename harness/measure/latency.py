@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -27,9 +28,10 @@ class LatencyRun:
     power: PowerReading | None
 
 
-def time_inferences(runner: Runner, sample: np.ndarray, plan: LatencyPlan,
-                    meter: PowerMeter | None = None) -> LatencyRun:
-    """Time `runner.infer(sample)` one call at a time; the power meter covers exactly the timed runs."""
+def time_inferences(runner: Runner, sample: np.ndarray, plan: LatencyPlan, meter: PowerMeter | None = None,
+                    on_sample: Callable[[float], None] | None = None) -> LatencyRun:
+    """Time `runner.infer(sample)` one call at a time; the power meter covers exactly the timed runs.
+    `on_sample` gets each latency (ms) as it is taken, outside the timed call: a device streams them."""
     for _ in range(plan.warmup_runs):
         runner.infer(sample)
     samples: list[int] = []
@@ -40,5 +42,7 @@ def time_inferences(runner: Runner, sample: np.ndarray, plan: LatencyPlan,
         started = time.perf_counter_ns()
         runner.infer(sample)
         samples.append(time.perf_counter_ns() - started)
+        if on_sample is not None:
+            on_sample(samples[-1] / 1e6)
     power = meter.stop() if meter is not None else None
     return LatencyRun(np.asarray(samples, dtype=np.float64) / 1e6, power)

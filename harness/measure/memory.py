@@ -17,6 +17,7 @@ import numpy as np
 import psutil
 
 from harness.errors import NcapError
+from harness.measure.rss import status_bytes
 from harness.runtimes.onnxruntime.runner import OnnxRuntimeRunner
 
 PROBE_RUNS = 50
@@ -50,15 +51,6 @@ def measure_peak_memory(model: Path, sample: np.ndarray, *, input_name: str | No
         "includes the interpreter and runtime library"))
 
 
-def _high_water_rss() -> int:
-    """VmHWM from /proc: unlike getrusage's ru_maxrss, it restarts at exec, so it excludes the
-    (large) harness process this probe was forked from."""
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) * 1024  # the kernel reports kB
-    raise NcapError("this OS has no /proc/self/status VmHWM; peak memory can only be measured on Linux")
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("model", type=Path)
@@ -77,7 +69,7 @@ def main() -> None:
             loaded = process.memory_info().rss
             for _ in range(PROBE_RUNS):
                 runner.infer(sample)
-            peak = _high_water_rss()
+            peak = status_bytes("VmHWM")
     except NcapError as exc:
         sys.exit(str(exc))
     print(json.dumps({"peak_mb": peak / 2**20, "loaded_mb": loaded / 2**20, "baseline_mb": baseline / 2**20}))

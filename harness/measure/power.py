@@ -17,7 +17,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
-import psutil
 
 from harness.errors import NcapError
 
@@ -176,6 +175,8 @@ class CpuTimeEstimate:
     """Process CPU time over the window times the platform's per-core active power: an estimate."""
 
     def __init__(self, watts_per_core: float, source: str) -> None:
+        import psutil  # here, not at the top: the device-side agent imports this module on boards without psutil
+
         self.watts_per_core, self.source = watts_per_core, source
         self._process = psutil.Process()
 

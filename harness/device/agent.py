@@ -1,0 +1,100 @@
+"""The device-side runner: `python -m harness.device.agent MODEL ...` on the board.
+
+It loads the artifact with the platform's runtime, times batch-1 inferences (the harness's own
+latency loop, with the power meter read on the board), notes the process's peak memory, then runs
+the evaluation inputs, and streams everything back as JSON lines the moment it exists, so a run
+that dies part-way still hands over what it measured. It needs only numpy and the runtime on the
+board: it imports no harness module that would pull in torch, pandas or pydantic.
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from harness.errors import NcapError
+from harness.measure.latency import LatencyPlan, time_inferences
+from harness.measure.rss import status_bytes
+from harness.runtimes.base import Runner
+
+RUNTIMES = ("onnxruntime", "tensorrt", "litert")
+
+
+def emit(event: str, **fields: Any) -> None:
+    print(json.dumps({"event": event, **fields}), flush=True)
+
+
+def open_runner(args: argparse.Namespace) -> Runner:
+    """The runner the platform's profile names (imported here, so a board needs only its own runtime)."""
+    if args.runtime == "onnxruntime":
+        from harness.runtimes.onnxruntime.runner import OnnxRuntimeRunner
+
+        return OnnxRuntimeRunner(args.model, input_name=args.input_name, output_name=args.output_name,
+                                 provider=args.provider, threads=args.threads)
+    if args.runtime == "tensorrt":
+        from harness.runtimes.tensorrt.runner import TensorRTRunner
+
+        return TensorRTRunner(args.model, precision=args.precision)
+    from harness.runtimes.litert.runner import LiteRTRunner
+
+    return LiteRTRunner(args.model, threads=args.threads, delegate=args.delegate)
+
+
+def run(args: argparse.Namespace) -> None:
+    baseline = status_bytes("VmRSS")
+    meter = None
+    if args.power:
+        from harness.measure.meters import meter_from_spec  # the meter's own library loads only when asked for
+
+        meter = meter_from_spec(args.power, grade="measured")
+    with open_runner(args) as runner:
+        loaded = status_bytes("VmRSS")
+        emit("loaded", settings=runner.settings)
+        plan = LatencyPlan(args.warmup, args.min_runs, args.min_seconds)
+        timed = time_inferences(runner, np.load(args.sample), plan, meter, lambda ms: emit("latency", ms=ms))
+        if timed.power is not None:
+            emit("power", **dataclasses.asdict(timed.power))
+        # the deployment's peak: batch-1 inference, before the evaluation batches raise it
+        emit("memory", peak_mb=status_bytes("VmHWM") / 2**20, loaded_mb=loaded / 2**20, baseline_mb=baseline / 2**20)
+        if args.inputs is not None:
+            inputs = np.load(args.inputs)
+            step = min(args.batch, runner.max_batch or args.batch)
+            for start in range(0, len(inputs), step):
+                scores = runner.infer(inputs[start:start + step])
+                emit("scores", shape=list(scores.shape),
+                     top1=scores.reshape(len(scores), -1).argmax(axis=1).tolist())
+    emit("done")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("model", type=Path)
+    parser.add_argument("--runtime", choices=RUNTIMES, default="onnxruntime")
+    parser.add_argument("--provider", default="CPUExecutionProvider", help="ONNX Runtime execution provider")
+    parser.add_argument("--delegate", type=Path, help="LiteRT delegate library")
+    parser.add_argument("--precision", default="fp32", help="TensorRT engine precision")
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--input-name")
+    parser.add_argument("--output-name")
+    parser.add_argument("--sample", type=Path, required=True, help="the batch-1 input timed (.npy)")
+    parser.add_argument("--inputs", type=Path, help="evaluation inputs (.npy), answered with top-1 indices")
+    parser.add_argument("--batch", type=int, default=100)
+    parser.add_argument("--warmup", type=int, default=LatencyPlan.warmup_runs)
+    parser.add_argument("--min-runs", type=int, default=LatencyPlan.min_runs)
+    parser.add_argument("--min-seconds", type=float, default=LatencyPlan.min_seconds)
+    parser.add_argument("--power", metavar="SPEC", help="power meter on the board (harness.measure.meters spec)")
+    args = parser.parse_args()
+    try:
+        run(args)
+    except NcapError as exc:
+        emit("error", message=str(exc))
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    main()
