@@ -53,6 +53,8 @@ def render_report(records: list[dict[str, Any]], out_dir: Path, provenance: list
 
 def _context(records: list[dict[str, Any]], provenance: list[dict[str, Any]],
              gate_notes: GateNotes | None) -> dict[str, Any]:
+    # each record carries the figure its test asserts (a measured p99 bound or a projection alike)
+    records = [record | {"figure": asserted_figure(record["metric"], record)} for record in records]
     frame = pd.DataFrame(records)
     return {
         "compliance": outcome.compliance(records),
