@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, PositiveInt, ValidationError
 
 from harness.errors import NcapError
 
@@ -39,13 +39,19 @@ class Power(_Strict):
     envelope_w: SourcedFigure | None = None  # the chip's rated power: the upper bound a projection can give
 
 
-class Baseline(_Strict):
-    """A before/after latency documented by the source article."""
+class ArticleBaseline(_Strict):
+    """A before/after latency documented by the source article. With `zoo_model`, `input_size` and
+    `after_precision` it also calibrates the chip's projection: the zoo network of that architecture,
+    exported at that input and optimised to that precision, must take `after_ms` there."""
 
     model: str
     before_ms: PositiveFloat
     after_ms: PositiveFloat
     source: str
+    zoo_model: str | None = None  # the zoo network of the article's architecture
+    input_size: tuple[PositiveInt, PositiveInt] | None = None  # height, width the figure is taken at
+    after_precision: Precision | None = None
+    assumption: str | None = None  # what the article leaves unsaid and the calibration assumes
 
 
 class Platform(_Strict):
@@ -60,7 +66,7 @@ class Platform(_Strict):
     memory_bandwidth_gbs: SourcedFigure | None = None  # DRAM bandwidth, GB/s
     memory_gb: SourcedFigure | None = None  # DRAM capacity
     power: Power | None = None
-    baselines: list[Baseline] = []
+    baselines: list[ArticleBaseline] = []
     device: str | None = Field(None, pattern=r"^ssh://")  # a board to run on; --device overrides it
 
 

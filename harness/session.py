@@ -33,12 +33,12 @@ from harness.measure.power import meter_for
 from harness.measure.stats import LatencyStats
 from harness.models import zoo
 from harness.models.card import ModelCard, load_card
-from harness.models.train import TrainedModel, trained_model
+from harness.models.train import TrainedModel, class_names, reference_model, trained_model
 from harness.optimize.passes import PassContext
 from harness.optimize.recipe import Artifact, build_artifact, parse_recipe
-from harness.platform import Platform
+from harness.platform import ArticleBaseline, Platform
+from harness.project.calibration import CalibratedRoofline, calibrated_roofline
 from harness.project.projection import project
-from harness.project.roofline import target_roofline
 from harness.requirements import Limit, Requirements
 from harness.results.store import ResultsStore
 from harness.runtimes.onnxruntime.runner import OnnxRuntimeRunner
@@ -182,10 +182,14 @@ class ComplianceRun:
             figure, unit, what = envelope.value, "W", "projected power (the chip's rated envelope, an upper bound)"
             method, figures = f"the chip's power envelope ({envelope.source})", {"watts": envelope.value}
         else:
-            projection = project(self.artifact(cell).card.onnx, target_roofline(platform, cell.precision))
+            calibrated = self._roofline(cell.precision)
+            projection = project(self.artifact(cell).card.onnx, calibrated.roofline)
             if metric == "latency":
                 figure, unit, what = projection.latency_ms, "ms", "projected latency"
                 method, figures = projection.latency_method, {"projected_ms": figure}
+                if self._is_calibration_point(cell, calibrated.baseline):
+                    what = "projected latency (the calibration point: the article's own figure, not a prediction)"
+                    figures["calibration_point"] = True
             else:
                 figure, unit, what = projection.memory_mb, "MB", "projected memory"
                 method, figures = projection.memory_method, {"peak_mb": figure}
@@ -193,6 +197,22 @@ class ComplianceRun:
         verdict = Verdict(verdict.status, f"{verdict.message} [{PROJECTION_CAVEAT}]")
         return Record(cell, metric, verdict, "projected", f"{method}; {PROJECTION_CAVEAT}", limit.value, limit.source,
                       figures | {"known_error": PROJECTION_ERROR})
+
+    def _roofline(self, precision: str) -> CalibratedRoofline:
+        """The target's roofline for `precision`, calibrated on the article's baseline where the profile has one."""
+        def reference(baseline: ArticleBaseline) -> Path:
+            card = reference_model(baseline.zoo_model, baseline.input_size, class_names(baseline.zoo_model,
+                                                                                        self.dataset))
+            context = PassContext(card, self._split_for(card, "calibration"), self.dataset.fingerprint)
+            self.progress(f"calibrating {self.options.platform.name} {precision} on {baseline.model} "
+                          f"({baseline.after_ms:g} ms in the article)")
+            return build_artifact(card, parse_recipe(precision), context).card.onnx
+        return self._once(("roofline", precision),
+                          lambda: calibrated_roofline(self.options.platform, precision, reference))
+
+    def _is_calibration_point(self, cell: Cell, baseline: ArticleBaseline | None) -> bool:
+        return (baseline is not None and cell.model == baseline.zoo_model and cell.recipe == cell.precision
+                and self.source_card(cell.model).input.size == baseline.input_size)
 
     def _latency(self, cell: Cell) -> Record:
         run = self._latency_run(cell)
@@ -243,6 +263,10 @@ class ComplianceRun:
         return Record(cell, "power", verdict, reading.grade, reading.method, limit.value, limit.source, figures)
 
     def _accuracy(self, cell: Cell) -> Record:
+        if self.source_card(cell.model).output.kind == "detections":
+            return Record(cell, "accuracy", Verdict("skip", (
+                f"{cell.model} is a detector: its accuracy is mAP on labelled boxes, and {self.dataset.name} has none "
+                "(the embedded data labels driver states); run with a detection set to measure it")))
         top1 = self.top1(cell)
         figures: dict[str, Any] = {"accuracy": top1, "evaluation_images": len(self.dataset.evaluation)}
         method = self._where(f"top-1 on the evaluation split of {self.dataset.name} "
@@ -359,7 +383,10 @@ class ComplianceRun:
         return preprocess.to_tensor(self._split_for(card, "evaluation").images[:1], card.input)
 
     def _split_for(self, card: ModelCard, split: str) -> ImageSet:
-        """A split with its labels renumbered into the card's class order (names must match)."""
+        """A split with its labels renumbered into the card's class order (names must match); a detector
+        takes the images only."""
+        if card.output.kind == "detections":
+            return getattr(self.dataset, split)
         missing = [name for name in self.dataset.classes if name not in card.classes]
         if missing:
             raise NcapError(f"dataset classes {missing} are not among {card.name}'s classes {list(card.classes)}; "

@@ -5,12 +5,18 @@ from pathlib import Path
 
 import numpy as np
 import onnx
+import onnxscript  # noqa: F401  (see below)
 import pytest
+import torch.export._trace  # noqa: F401
+import torch.onnx._internal.exporter._core  # noqa: F401
 from onnx import TensorProto, helper
 from PIL import Image
 
 from harness.data import synthetic
 
+# pytester's in-process runs drop the modules first imported inside them, but torch's ONNX exporter and
+# onnxscript keep global state from their first import (registries, the tracing evaluator), so a second
+# import breaks exports ("already registered"). Imported here, before any pytester run, they stay loaded.
 SUITE = Path(__file__).resolve().parents[1] / "suites" / "test_ncap.py"
 
 

@@ -125,6 +125,9 @@ def test_other_platforms_skip_unsupported_precisions_and_project_the_rest(suite,
     result = run_suite(suite, tiny_card, image_folder, "--platform", "qcs8255")
     result.assert_outcomes(passed=2, skipped=8)  # int8 latency and memory are projected; see test_projected_run
     result.stdout.fnmatch_lines(["*does not support fp32*", "*no power envelope*"])
+    latency = next(r for r in records(suite) if r["metric"] == "latency" and r["precision"] == "int8")
+    assert latency["grade"] == "projected" and "projected_ms" in latency and "p99_ucb_ms" not in latency
+    assert "calibrated on MobileNetV3 at 224x224 int8, 12 ms" in latency["method"]
 
 
 def test_xdist_workers_share_one_run_and_one_report(suite, tiny_card, image_folder):
@@ -142,3 +145,13 @@ def test_recipes_become_cells_with_their_own_ids(suite, tiny_card, image_folder)
     result.stdout.fnmatch_lines(["*test_accuracy_drop[[]tiny-int8:Entropy-host[]] PASSED*"])
     entropy = [r for r in records(suite) if r["cell"] == "tiny-int8:Entropy-host"]
     assert entropy[0]["recipe"] == "int8:Entropy" and entropy[0]["precision"] == "int8"
+
+
+def test_a_detector_is_timed_but_its_accuracy_is_skipped_with_the_reason(suite, image_folder, tmp_path):
+    tiny_classifier(tmp_path / "det.onnx")
+    card = write_card(tmp_path, "det.onnx", name="det").read_text().replace("kind: logits", "kind: detections")
+    (tmp_path / "det.yaml").write_text(card)
+    result = run_suite(suite, tmp_path / "det.yaml", image_folder)
+    result.stdout.fnmatch_lines(["*det is a detector: its accuracy is mAP on labelled boxes*"])
+    latency = [r for r in records(suite) if r["metric"] == "latency"]
+    assert latency and all(r["verdict"] == "pass" for r in latency)

@@ -36,7 +36,7 @@ class InputSpec(_Strict):
 
 class OutputSpec(_Strict):
     name: str | None = None  # may be omitted when the model has one output
-    kind: Literal["logits", "probabilities"] = "logits"
+    kind: Literal["logits", "probabilities", "detections"] = "logits"  # detections: no top-1 to measure
 
 
 class ModelCard(_Strict):

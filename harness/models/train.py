@@ -10,6 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -17,7 +18,7 @@ from harness import cache
 from harness.data import preprocess
 from harness.data.dataset import Dataset, ImageSet
 from harness.models import zoo
-from harness.models.card import InputSpec, ModelCard
+from harness.models.card import InputSpec, ModelCard, OutputSpec
 from harness.optimize import export
 
 Progress = Callable[[str], None]
@@ -34,20 +35,36 @@ ZOO_INPUT = InputSpec(name=export.INPUT_NAME, size=(64, 64), channels=3, scale=1
 class TrainedModel:
     card: ModelCard  # points at the FP32 ONNX export
     weights: Path  # the PyTorch state dict, for passes that fine-tune (QAT, pruning, distillation)
-    framework_accuracy: float  # top-1 of the PyTorch model on the evaluation split
+    framework_accuracy: float | None  # top-1 of the PyTorch model on the evaluation split; None if untrained
     train_seconds: float
     cache_hit: bool
+
+
+def input_spec(name: str) -> InputSpec:
+    """The zoo input at the network's own size (the classifiers' 64x64, the detector's 640x640)."""
+    return ZOO_INPUT.model_copy(update={"size": zoo.ZOO[name].input_size})
+
+
+def output_spec(name: str) -> OutputSpec:
+    return OutputSpec(kind="detections" if zoo.ZOO[name].task == "detection" else "logits")
+
+
+def class_names(name: str, dataset: Dataset) -> tuple[str, ...]:
+    """The dataset's classes, or numbered ones for a network with its own class count (the detector)."""
+    count = zoo.ZOO[name].classes
+    return dataset.classes if count is None else tuple(f"class_{index}" for index in range(count))
 
 
 def trained_model(name: str, dataset: Dataset, progress: Progress = print) -> TrainedModel:
     """The zoo network `name` trained on `dataset`: from the cache, or trained now (with progress)."""
     entry = zoo.ZOO[name]
-    key = cache.content_key(name, entry.plan, dataset.fingerprint, ZOO_INPUT.model_dump(), torch.__version__,
+    key = cache.content_key(name, entry.plan, dataset.fingerprint, input_spec(name).model_dump(), torch.__version__,
                             cache.source_sha256(zoo, preprocess, export, sys.modules[__name__]))
     folder = cache.cache_root() / "models" / f"{name}-{key[:16]}"
     if (folder / "trained.json").is_file():
         return _load(name, dataset, folder, cache_hit=True)
-    progress(f"training {name} on {dataset.name} (not cached; {entry.plan.epochs} epochs)")
+    progress(f"training {name} on {dataset.name} (not cached; {entry.plan.epochs} epochs)" if entry.trained
+             else f"exporting {name} with its seeded random weights (not cached; it is not trained here)")
     folder.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{name}-", dir=folder.parent))
     try:
@@ -63,14 +80,30 @@ def trained_model(name: str, dataset: Dataset, progress: Progress = print) -> Tr
 
 def _load(name: str, dataset: Dataset, folder: Path, cache_hit: bool) -> TrainedModel:
     record = json.loads((folder / "trained.json").read_text())
-    card = ModelCard(name=name, onnx=folder / "model.onnx", input=ZOO_INPUT, classes=dataset.classes)
+    card = ModelCard(name=name, onnx=folder / "model.onnx", input=input_spec(name), output=output_spec(name),
+                     classes=class_names(name, dataset))
     return TrainedModel(card, folder / "weights.pt", record["framework_accuracy"], record["train_seconds"], cache_hit)
 
 
 def _train_and_export(name: str, entry: zoo.ZooEntry, dataset: Dataset, out: Path, progress: Progress) -> None:
     plan = entry.plan
     torch.manual_seed(plan.seed)
-    module = entry.build(len(dataset.classes))
+    module = entry.build(len(class_names(name, dataset)))
+    started = time.perf_counter()
+    accuracy = None
+    if entry.trained:
+        accuracy = _train(name, module, dataset, plan, progress)
+    seconds = time.perf_counter() - started
+    torch.save(module.state_dict(), out / "weights.pt")
+    example = preprocess.to_tensor(dataset.evaluation.images[:8], input_spec(name))
+    export_error = export.export_onnx(module.eval(), example, out / "model.onnx")
+    (out / "trained.json").write_text(json.dumps({
+        "model": name, "plan": plan.__dict__, "dataset": dataset.fingerprint, "framework_accuracy": accuracy,
+        "train_seconds": seconds, "onnx_max_abs_diff": export_error, "torch": torch.__version__}, indent=2))
+
+
+def _train(name: str, module: nn.Module, dataset: Dataset, plan: zoo.TrainingPlan, progress: Progress) -> float:
+    """Fit on the training split with progress per epoch; returns the evaluation top-1."""
     inputs, labels = split_tensors(dataset.train)
     started = time.perf_counter()
     accuracy = 0.0
@@ -84,13 +117,24 @@ def _train_and_export(name: str, entry: zoo.ZooEntry, dataset: Dataset, out: Pat
     fit(module, inputs, labels, plan, after_epoch=report)
     accuracy = evaluate_torch(module, dataset.evaluation)
     progress(f"  {name} with re-estimated BatchNorm statistics: eval top-1 {accuracy:.1%}")
-    seconds = time.perf_counter() - started
-    torch.save(module.state_dict(), out / "weights.pt")
-    example = preprocess.to_tensor(dataset.evaluation.images[:8], ZOO_INPUT)
-    export_error = export.export_onnx(module, example, out / "model.onnx")
-    (out / "trained.json").write_text(json.dumps({
-        "model": name, "plan": plan.__dict__, "dataset": dataset.fingerprint, "framework_accuracy": accuracy,
-        "train_seconds": seconds, "onnx_max_abs_diff": export_error, "torch": torch.__version__}, indent=2))
+    return accuracy
+
+
+def reference_model(name: str, size: tuple[int, int], classes: tuple[str, ...]) -> ModelCard:
+    """The zoo architecture `name`, seeded random weights, exported at `size`: what the article's latencies
+    (at 224x224 or 640x640) are projected from. A latency depends on the graph, not on trained weights."""
+    spec = input_spec(name).model_copy(update={"size": tuple(size)})
+    key = cache.content_key(name, spec.model_dump(), len(classes), torch.__version__,
+                            cache.source_sha256(zoo, export, sys.modules[__name__]))
+    target = cache.cache_root() / "references" / f"{name}-{size[0]}x{size[1]}-{key[:16]}.onnx"
+    if not target.is_file():
+        target.parent.mkdir(parents=True, exist_ok=True)
+        torch.manual_seed(zoo.ZOO[name].plan.seed)
+        staging = target.with_suffix(".partial.onnx")
+        example = np.random.default_rng(0).standard_normal((2, spec.channels, *size)).astype(np.float32)
+        export.export_onnx(zoo.ZOO[name].build(len(classes)), example, staging)
+        staging.rename(target)
+    return ModelCard(name=name, onnx=target, input=spec, output=output_spec(name), classes=classes)
 
 
 def split_tensors(split: ImageSet) -> tuple[torch.Tensor, torch.Tensor]:

@@ -3,10 +3,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Literal
 
 import torch
 from torch import nn
 from torchvision import models as tv
+
+from harness.models.yolo import YoloV8
 
 
 class DMSNet(nn.Module):
@@ -27,7 +30,8 @@ class DMSNet(nn.Module):
 
 @dataclass(frozen=True)
 class TrainingPlan:
-    """Everything about training besides the data; part of the trained model's cache key."""
+    """Everything about training besides the data; part of the trained model's cache key.
+    Zero epochs: not trained, the seed fixes the random initialisation."""
 
     epochs: int
     learning_rate: float = 2e-3
@@ -38,9 +42,16 @@ class TrainingPlan:
 
 @dataclass(frozen=True)
 class ZooEntry:
-    build: Callable[[int], nn.Module]
+    build: Callable[[int], nn.Module]  # from the number of classes
     plan: TrainingPlan
     description: str
+    task: Literal["classification", "detection"] = "classification"
+    input_size: tuple[int, int] = (64, 64)  # height, width
+    classes: int | None = None  # None: one per class of the dataset
+
+    @property
+    def trained(self) -> bool:
+        return self.plan.epochs > 0
 
 
 ZOO: dict[str, ZooEntry] = {
@@ -51,4 +62,8 @@ ZOO: dict[str, ZooEntry] = {
     "resnet18": ZooEntry(
         lambda n: tv.resnet18(num_classes=n), TrainingPlan(epochs=5),
         "torchvision ResNet18, trained from scratch"),
+    # the article's TDA4VM row; timed at its own 640x640 input, never trained (no boxes in the embedded data)
+    "yolov8s": ZooEntry(
+        lambda n: YoloV8(classes=n), TrainingPlan(epochs=0), "YOLOv8-s-class detector (harness.models.yolo), "
+        "random weights: for latency, memory and power only", task="detection", input_size=(640, 640), classes=80),
 }

@@ -43,6 +43,9 @@ def load_module(source: Path, context: PassContext, pass_name: str) -> nn.Module
 
 
 def training_data(context: PassContext, pass_name: str) -> Dataset:
+    if context.card.output.kind == "detections":
+        raise NcapError(f"pass {pass_name} fine-tunes on class labels, and {context.card.name} is a detector: the "
+                        "embedded data has no boxes. Use fuse and the ONNX-level passes (fp32, fp16, int8) on it")
     if context.dataset is None:
         raise NcapError(f"pass {pass_name} fine-tunes on the training split, but no dataset was given to it")
     return context.dataset
