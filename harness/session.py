@@ -83,7 +83,8 @@ class Cell:
 
     @property
     def precision(self) -> str:
-        return self.recipe.rsplit(",", 1)[-1].split(":", 1)[0]
+        """The precision the recipe's last step ends in: `qat` and `mixed` end in int8."""
+        return parse_recipe(self.recipe)[-1].precision
 
     @property
     def id(self) -> str:

@@ -50,3 +50,11 @@ def test_judge_gives_figure_limit_and_margin():
 def test_strict_limit_rejects_the_boundary():
     assert judge("drop", 1.0, "pt", Limit(value=1, source="s", strict=True)).status == "fail"
     assert judge("drop", 1.0, "pt", Limit(value=1, source="s")).status == "pass"
+
+
+@pytest.mark.parametrize("recipe, precision", [("qat", "int8"), ("mixed:0.5", "int8"), ("fuse,prune:0.3,int8", "int8"),
+                                               ("int4:64", "int4"), ("fp16", "fp16")])
+def test_a_cells_precision_is_what_its_last_pass_ends_in(recipe, precision):
+    from harness.session import Cell
+
+    assert Cell("dmsnet", recipe, "host").precision == precision
