@@ -26,7 +26,7 @@ from harness.device.address import DeviceAddress
 from harness.device.remote import DeviceJob, DeviceRun, run_on_device
 from harness.errors import NcapError
 from harness.gate.baseline import Baseline, gated_figures, machine_fingerprint, sample_summary
-from harness.gate.compare import Thresholds, regression_verdict
+from harness.gate.compare import Thresholds, interleaved, regression_verdict
 from harness.measure import accuracy, memory
 from harness.measure.latency import LatencyPlan, LatencyRun, time_inferences
 from harness.measure.power import meter_for
@@ -35,7 +35,7 @@ from harness.models import zoo
 from harness.models.card import ModelCard, load_card
 from harness.models.train import TrainedModel, class_names, reference_model, trained_model
 from harness.optimize.passes import PassContext
-from harness.optimize.recipe import Artifact, build_artifact, parse_recipe
+from harness.optimize.recipe import Artifact, build_artifact, cached_artifact, parse_recipe
 from harness.platform import ArticleBaseline, Platform
 from harness.project.calibration import CalibratedRoofline, calibrated_roofline
 from harness.project.projection import project
@@ -300,7 +300,8 @@ class ComplianceRun:
         if baseline is None:
             return Record(cell, "regression", Verdict("skip", "no baseline to compare with; pass --ncap-baseline FILE"))
         current = gated_figures(self._record(metric, cell).figures for metric in ("latency", "memory", "accuracy"))
-        verdict, figures = regression_verdict(cell.id, baseline.cells.get(cell.id), current, self.options.gate)
+        verdict, figures = regression_verdict(cell.id, baseline.cells.get(cell.id), current, self.options.gate,
+                                              lambda: self._remeasure(cell, baseline.cells[cell.id]))
         method = f"against baseline {baseline.path} ({baseline.created}); {self.options.gate.describe()}"
         return Record(cell, "regression", verdict, self._grade, method, figures=figures)
 
@@ -340,23 +341,47 @@ class ComplianceRun:
             if self.options.device is not None:
                 device_run = self._device_run(cell)
                 return LatencyRun(np.asarray(device_run.samples_ms), device_run.power)
-            card = self.artifact(cell).card
-            with self._runner(card) as runner:
-                return time_inferences(runner, self._sample(card), self.options.latency_plan,
-                                       meter_for(self.options.platform, self.options.power_meter))
+            return self._time_cell(cell)
         return self._once(("latency-run", cell.id), run)
+
+    def _remeasure(self, cell: Cell, stored: dict[str, Any]) -> tuple[list[float], list[float]]:
+        """The gate's second look at a slow-down: the baseline's own artifact (found in the cache by its sha256)
+        and the current one timed before-after-before in this run; without it, a new timing of the current
+        artifact beside the stored samples."""
+        def current() -> list[float]:
+            return sample_summary(self._time_cell(cell).samples_ms)
+        before = cached_artifact(stored.get("artifact_sha256"))
+        if before is None or self.options.device is not None:
+            return stored["samples_ms"], current()
+        card = self.artifact(cell).card.model_copy(update={"onnx": before})
+        self.progress(f"confirming the slow-down of {cell.id}: timing the baseline's artifact beside it")
+        return interleaved(lambda: sample_summary(self._time_card(card).samples_ms), current)
+
+    def _time_cell(self, cell: Cell) -> LatencyRun:
+        """A fresh timing of the cell's artifact (new session, or a new run on the board): the latency run,
+        and the regression gate's confirmation of a slow-down."""
+        if self.options.device is not None:
+            device_run = self._run_on_device(cell)
+            return LatencyRun(np.asarray(device_run.samples_ms), device_run.power)
+        return self._time_card(self.artifact(cell).card)
+
+    def _time_card(self, card: ModelCard) -> LatencyRun:
+        with self._runner(card) as runner:
+            return time_inferences(runner, self._sample(card), self.options.latency_plan,
+                                   meter_for(self.options.platform, self.options.power_meter))
 
     def _device_run(self, cell: Cell) -> DeviceRun:
         """The cell's artifact run once on the board: timing, power, peak memory and the evaluation split."""
-        def run() -> DeviceRun:
-            card = self.artifact(cell).card
-            evaluation = self._split_for(card, "evaluation")
-            job = DeviceJob(card.onnx, self._sample(card), preprocess.to_tensor(evaluation.images, card.input),
-                            self.options.platform.runtime, cell.precision, self.options.threads,
-                            self.options.latency_plan, self.options.power_meter, card.input.name, card.output.name)
-            self.progress(f"running {cell.id} on {self.options.device}")
-            return run_on_device(self.options.device, job)
-        return self._once(("device-run", cell.id), run)
+        return self._once(("device-run", cell.id), lambda: self._run_on_device(cell))
+
+    def _run_on_device(self, cell: Cell) -> DeviceRun:
+        card = self.artifact(cell).card
+        evaluation = self._split_for(card, "evaluation")
+        job = DeviceJob(card.onnx, self._sample(card), preprocess.to_tensor(evaluation.images, card.input),
+                        self.options.platform.runtime, cell.precision, self.options.threads,
+                        self.options.latency_plan, self.options.power_meter, card.input.name, card.output.name)
+        self.progress(f"running {cell.id} on {self.options.device}")
+        return run_on_device(self.options.device, job)
 
     @property
     def _grade(self) -> str:

@@ -9,7 +9,7 @@ from test_plugin import run_suite, suite  # noqa: F401  (the pytester fixture)
 
 from conftest import tiny_classifier, write_card
 from harness.gate.baseline import load_baseline, sample_summary, save_baseline
-from harness.gate.compare import Thresholds, gate_notes, regression_verdict
+from harness.gate.compare import Thresholds, gate_notes, interleaved, latency_check, regression_verdict
 from harness.gate.slowdown import slowed_copy
 
 
@@ -60,12 +60,13 @@ def test_a_cell_new_to_the_baseline_is_skipped_not_passed():
 
 def test_baseline_round_trip_and_notes_on_another_machine_and_missing_cells(tmp_path):
     machine = {"cpu": "Xeon", "threads": 2}
-    records = [{"cell": "a-fp32-host", "metric": "latency", "samples_ms": [1.0, 2.0], "machine": machine},
-               {"cell": "a-fp32-host", "metric": "memory", "peak_mb": 50.0},
+    records = [{"cell": "a-fp32-host", "metric": "latency", "samples_ms": [1.0, 2.0], "machine": machine,
+                "artifact_sha256": "ab12"},
+               {"cell": "a-fp32-host", "metric": "memory", "peak_mb": 50.0, "artifact_sha256": "ab12"},
                {"cell": "b-fp32-host", "metric": "accuracy", "accuracy": 0.5}]
     baseline = load_baseline(save_baseline(tmp_path / "b.json", records))
-    assert baseline.cells == {"a-fp32-host": {"samples_ms": [1.0, 2.0], "peak_mb": 50.0},
-                              "b-fp32-host": {"accuracy": 0.5}}
+    assert baseline.cells == {"a-fp32-host": {"samples_ms": [1.0, 2.0], "peak_mb": 50.0, "artifact_sha256": "ab12"},
+                              "b-fp32-host": {"accuracy": 0.5, "artifact_sha256": None}}
     notes = gate_notes(baseline, [{**records[0], "machine": {"cpu": "EPYC", "threads": 2}}])
     assert notes.machine_differences == ["cpu: Xeon in the baseline, EPYC now"]
     assert notes.missing_cells == ["b-fp32-host"]
@@ -91,7 +92,8 @@ def test_save_then_gate_passes_on_a_rerun_and_fails_on_a_slower_artifact(suite, 
     slow.assert_outcomes(failed=1)
     slow.stdout.fnmatch_lines(["*test_no_regression[[]tiny-fp32-host[]]*",
                                "regression against the baseline: latency median * -> * ms "
-                               "(ratio *, p = *; threshold p < 0.01 and ratio > 1.5)*"])
+                               "(ratio *, p = *; threshold p < 0.01 and ratio > 1.5; a fresh second measurement "
+                               "(ratio *) confirms it)*"])
 
 
 def test_a_baseline_from_another_machine_warns_in_terminal_and_report(suite, tiny_card, image_folder, tmp_path):  # noqa: F811
@@ -118,3 +120,19 @@ def test_the_slowed_copy_predicts_the_same(tmp_path):
     image = np.random.default_rng(0).random((1, 3, 16, 16), dtype=np.float32)
     outputs = [onnxruntime.InferenceSession(str(p)).run(None, {"input": image})[0] for p in (source, slowed)]
     np.testing.assert_allclose(outputs[0], outputs[1])
+
+
+def test_a_slow_down_that_a_fresh_measurement_does_not_show_is_noise():
+    before, burst = latency_samples(1), latency_samples(2, scale=1.6)  # one run landed in a busy moment
+    unconfirmed = latency_check(before, burst, Thresholds(), remeasure=lambda: (before, latency_samples(3)))
+    assert not unconfirmed.regressed and "does not confirm it: counted as noise" in unconfirmed.describe()
+    confirmed = latency_check(before, burst, Thresholds(), remeasure=lambda: (before, burst))
+    assert confirmed.regressed and confirmed.confirmation_ratio == pytest.approx(1.6, rel=0.01)
+
+
+def test_a_machine_drifting_slower_slows_the_baseline_artifact_alike_and_is_not_a_regression():
+    stored, drifted = latency_samples(1), latency_samples(2, scale=1.12)  # the whole machine is 12 % slower now
+    timings = iter([latency_samples(4, scale=1.12), latency_samples(5, scale=1.12), latency_samples(6, scale=1.12)])
+    check = latency_check(stored, drifted, Thresholds(), remeasure=lambda: interleaved(
+        lambda: next(timings), lambda: next(timings)))
+    assert not check.regressed and check.confirmation_ratio == pytest.approx(1.0, abs=0.03)

@@ -126,6 +126,16 @@ def build_artifact(card: ModelCard, recipe: list[Pass], context: PassContext) ->
     return Artifact(card.model_copy(update={"onnx": source}), recipe[-1].precision, manifest)
 
 
+def cached_artifact(sha256: str | None) -> Path | None:
+    """The cached artifact whose ONNX file has this sha256 (a step's output), None when this machine has none."""
+    if sha256 is None:
+        return None
+    for step in (cache.cache_root() / "artifacts").glob("*/step.json"):
+        if json.loads(step.read_text()).get("sha256") == sha256:
+            return step.with_name("model.onnx")
+    return None
+
+
 def _complexity(before: Path, after: Path) -> dict[str, int | None]:
     """Parameters and MACs (per image) of the source model and of the artifact, read from their graphs."""
     first, last = complexity.measure(before), complexity.measure(after)
