@@ -26,7 +26,7 @@ from harness.device.address import DeviceAddress
 from harness.device.remote import DeviceJob, DeviceRun, run_on_device
 from harness.errors import NcapError
 from harness.gate.baseline import Baseline, gated_figures, machine_fingerprint, sample_summary
-from harness.gate.compare import Thresholds, interleaved, regression_verdict
+from harness.gate.compare import SecondLook, Thresholds, interleaved, regression_verdict
 from harness.measure import accuracy, memory
 from harness.measure.latency import LatencyPlan, LatencyRun, time_inferences
 from harness.measure.power import meter_for
@@ -234,16 +234,11 @@ class ComplianceRun:
 
     def _memory(self, cell: Cell) -> Record:
         artifact = self.artifact(cell)
-        if self.options.device is not None:
-            reading = self._device_run(cell).memory
-        else:
-            reading = memory.measure_peak_memory(
-                artifact.card.onnx, self._sample(artifact.card), input_name=artifact.card.input.name,
-                output_name=artifact.card.output.name, provider=self._provider, threads=self.options.threads)
+        reading = self._device_run(cell).memory if self.options.device is not None else self._probe(artifact.card)
         limit = self.options.requirements.memory_mb
         verdict = judge("peak memory", reading.peak_mb, "MB", limit)
         figures = {"peak_mb": reading.peak_mb, "loaded_mb": reading.loaded_mb, "baseline_mb": reading.baseline_mb,
-                   "model_size_bytes": artifact.manifest["size_bytes"]}
+                   "probes_mb": reading.probes_mb, "model_size_bytes": artifact.manifest["size_bytes"]}
         return Record(cell, "memory", verdict, self._grade, reading.method, limit.value, limit.source, figures)
 
     def _power(self, cell: Cell) -> Record:
@@ -300,8 +295,10 @@ class ComplianceRun:
         if baseline is None:
             return Record(cell, "regression", Verdict("skip", "no baseline to compare with; pass --ncap-baseline FILE"))
         current = gated_figures(self._record(metric, cell).figures for metric in ("latency", "memory", "accuracy"))
+        stored = baseline.cells.get(cell.id, {})
+        second_look = SecondLook(lambda: self._remeasure(cell, stored), lambda: self._reprobe(cell, stored))
         verdict, figures = regression_verdict(cell.id, baseline.cells.get(cell.id), current, self.options.gate,
-                                              lambda: self._remeasure(cell, baseline.cells[cell.id]))
+                                              second_look)
         method = f"against baseline {baseline.path} ({baseline.created}); {self.options.gate.describe()}"
         return Record(cell, "regression", verdict, self._grade, method, figures=figures)
 
@@ -345,17 +342,34 @@ class ComplianceRun:
         return self._once(("latency-run", cell.id), run)
 
     def _remeasure(self, cell: Cell, stored: dict[str, Any]) -> tuple[list[float], list[float]]:
-        """The gate's second look at a slow-down: the baseline's own artifact (found in the cache by its sha256)
-        and the current one timed before-after-before in this run; without it, a new timing of the current
-        artifact beside the stored samples."""
+        """The gate's second look at a slow-down: the baseline's own artifact and the current one timed
+        before-after-before in this run; without it, a new timing of the current artifact beside the stored samples."""
         def current() -> list[float]:
             return sample_summary(self._time_cell(cell).samples_ms)
+        before = self._baseline_card(cell, stored)
+        if before is None:
+            return stored["samples_ms"], current()
+        self.progress(f"confirming the slow-down of {cell.id}: timing the baseline's artifact beside it")
+        return interleaved(lambda: sample_summary(self._time_card(before).samples_ms), current)
+
+    def _reprobe(self, cell: Cell, stored: dict[str, Any]) -> tuple[float, float]:
+        """The gate's second look at a memory growth: fresh probes of the baseline's artifact and the current one;
+        without it, fresh probes (or a new board run) of the current artifact beside the stored peak."""
+        current = (self._run_on_device(cell).memory.peak_mb if self.options.device is not None
+                   else self._probe(self.artifact(cell).card).peak_mb)
+        before = self._baseline_card(cell, stored)
+        if before is None:
+            return stored["peak_mb"], current
+        self.progress(f"confirming the memory growth of {cell.id}: probing the baseline's artifact beside it")
+        return self._probe(before).peak_mb, current
+
+    def _baseline_card(self, cell: Cell, stored: dict[str, Any]) -> ModelCard | None:
+        """The cell's card with the baseline's own artifact, found in this machine's cache by its sha256; None on a
+        board (it runs what the job sends) or where the cache no longer has it."""
         before = cached_artifact(stored.get("artifact_sha256"))
         if before is None or self.options.device is not None:
-            return stored["samples_ms"], current()
-        card = self.artifact(cell).card.model_copy(update={"onnx": before})
-        self.progress(f"confirming the slow-down of {cell.id}: timing the baseline's artifact beside it")
-        return interleaved(lambda: sample_summary(self._time_card(card).samples_ms), current)
+            return None
+        return self.artifact(cell).card.model_copy(update={"onnx": before})
 
     def _time_cell(self, cell: Cell) -> LatencyRun:
         """A fresh timing of the cell's artifact (new session, or a new run on the board): the latency run,
@@ -369,6 +383,11 @@ class ComplianceRun:
         with self._runner(card) as runner:
             return time_inferences(runner, self._sample(card), self.options.latency_plan,
                                    meter_for(self.options.platform, self.options.power_meter))
+
+    def _probe(self, card: ModelCard) -> memory.MemoryReading:
+        return memory.measure_peak_memory(card.onnx, self._sample(card), input_name=card.input.name,
+                                          output_name=card.output.name, provider=self._provider,
+                                          threads=self.options.threads)
 
     def _device_run(self, cell: Cell) -> DeviceRun:
         """The cell's artifact run once on the board: timing, power, peak memory and the evaluation split."""

@@ -54,6 +54,8 @@ def test_memory_probe_runs_in_a_fresh_process(tmp_path):
                                   input_name=None, output_name=None, provider="CPUExecutionProvider", threads=1)
     # the probe holds ONNX Runtime but not the harness's PyTorch: far below this test process
     assert reading.baseline_mb < reading.peak_mb < 400
+    # several processes are probed and the peak is the worst of them
+    assert len(reading.probes_mb) == 3 and reading.peak_mb == max(reading.probes_mb)
 
 
 def test_memory_probe_failure_is_reported(tmp_path):

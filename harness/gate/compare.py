@@ -7,7 +7,8 @@ A latency regression must also show in a second, fresh measurement when the call
 on a shared machine a whole run sometimes lands in a busy moment (measured here: reruns of the same
 artifact 1.5-1.8x slower with nothing else of ours running, and stretches of minutes 5-14 % slower).
 Best, the baseline's own artifact is timed again beside the current one, before-after-before, so
-the machine's drift slows both alike.
+the machine's drift slows both alike. Peak memory gets the same second look: a fresh process's peak
+varies by up to 5 % here (see harness.measure.memory).
 """
 from __future__ import annotations
 
@@ -56,9 +57,14 @@ class Check:
                 f"(ratio {self.ratio:.3f}{p_value}; threshold {self.threshold}{confirmation})")
 
 
-# fresh (before, after) latency samples of the cell: the baseline's artifact timed again in this job, or
-# the stored baseline samples beside a new timing of the current artifact
-Remeasure = Callable[[], tuple[list[float], list[float]]]
+@dataclass(frozen=True)
+class SecondLook:
+    """Fresh (before, after) figures of a cell, asked for only when a first comparison finds a regression:
+    best the baseline's own artifact measured again in this job beside the current one, else the stored
+    baseline figures beside a new measurement of the current artifact."""
+
+    latency: Callable[[], tuple[list[float], list[float]]]  # latency samples, ms
+    memory: Callable[[], tuple[float, float]]  # peak memory, MB
 
 
 def interleaved(before: Callable[[], list[float]], after: Callable[[], list[float]]) -> tuple[list[float], list[float]]:
@@ -69,12 +75,23 @@ def interleaved(before: Callable[[], list[float]], after: Callable[[], list[floa
 
 
 def latency_check(before_ms: list[float], after_ms: list[float], thresholds: Thresholds,
-                  remeasure: Remeasure | None = None) -> Check:
+                  remeasure: Callable[[], tuple[list[float], list[float]]] | None = None) -> Check:
     """The latency test; a regression found is re-tested on `remeasure()` and stands only if that regresses too."""
-    check = _latency_test(before_ms, after_ms, thresholds)
-    if not check.regressed or remeasure is None:
+    return _confirmed(_latency_test(before_ms, after_ms, thresholds),
+                      remeasure and (lambda: _latency_test(*remeasure(), thresholds)))
+
+
+def memory_check(before_mb: float, after_mb: float, thresholds: Thresholds,
+                 remeasure: Callable[[], tuple[float, float]] | None = None) -> Check:
+    """Peak memory growth; a growth found stands only if `remeasure()` shows it too."""
+    return _confirmed(_memory_test(before_mb, after_mb, thresholds),
+                      remeasure and (lambda: _memory_test(*remeasure(), thresholds)))
+
+
+def _confirmed(check: Check, second_look: Callable[[], Check] | None) -> Check:
+    if not check.regressed or second_look is None:
         return check
-    again = _latency_test(*remeasure(), thresholds)
+    again = second_look()
     return replace(check, regressed=again.regressed, confirmation_ratio=again.ratio)
 
 
@@ -87,7 +104,7 @@ def _latency_test(before_ms: list[float], after_ms: list[float], thresholds: Thr
                  f"p < {thresholds.alpha:g} and ratio > {1 + thresholds.latency:g}", regressed, p_value)
 
 
-def memory_check(before_mb: float, after_mb: float, thresholds: Thresholds) -> Check:
+def _memory_test(before_mb: float, after_mb: float, thresholds: Thresholds) -> Check:
     ratio = after_mb / before_mb
     return Check("peak memory", before_mb, after_mb, "MB", ratio, f"ratio > {1 + thresholds.memory:g}",
                  ratio > 1 + thresholds.memory)
@@ -100,20 +117,20 @@ def accuracy_check(before: float, after: float, thresholds: Thresholds) -> Check
 
 
 def compare_cell(before: dict[str, Any], after: dict[str, Any], thresholds: Thresholds,
-                 remeasure: Remeasure | None = None) -> list[Check]:
+                 second_look: SecondLook | None = None) -> list[Check]:
     """Every check both runs have figures for (see baseline.GATED_FIGURES)."""
-    checks = {"samples_ms": lambda b, a, t: latency_check(b, a, t, remeasure), "peak_mb": memory_check,
-              "accuracy": accuracy_check}
-    return [check(before[key], after[key], thresholds) for key, check in checks.items()
-            if key in before and key in after]
+    checks = {"samples_ms": lambda b, a: latency_check(b, a, thresholds, second_look and second_look.latency),
+              "peak_mb": lambda b, a: memory_check(b, a, thresholds, second_look and second_look.memory),
+              "accuracy": lambda b, a: accuracy_check(b, a, thresholds)}
+    return [check(before[key], after[key]) for key, check in checks.items() if key in before and key in after]
 
 
 def regression_verdict(cell: str, before: dict[str, Any] | None, after: dict[str, Any],
-                       thresholds: Thresholds, remeasure: Remeasure | None = None) -> tuple[Verdict, dict[str, Any]]:
+                       thresholds: Thresholds, second_look: SecondLook | None = None) -> tuple[Verdict, dict[str, Any]]:
     """The gate's verdict on one cell and the figures behind it; a cell it cannot compare is a skip, never a pass."""
     if before is None:
         return Verdict("skip", f"{cell} is new: the baseline has no figures for it; save a new baseline to gate it"), {}
-    checks = compare_cell(before, after, thresholds, remeasure)
+    checks = compare_cell(before, after, thresholds, second_look)
     if not checks:
         return Verdict("skip", f"{cell}: no figure measured in both the baseline and this run"), {}
     latency = next((c for c in checks if c.name == "latency median"), None)
