@@ -13,7 +13,7 @@ from crafted import crafted_records, write_shard
 from PIL import Image
 from test_plugin import run_suite, suite  # noqa: F401  (the pytester fixture)
 
-from harness.report import outcome
+from harness.report import outcome, plots
 
 SCRIPT = "<script>alert(1)</script>"
 
@@ -56,6 +56,18 @@ def test_headline_verdict(change, verdict):
     records = [r for r in crafted_records() if r["metric"] != "power"]
     records[0].update(change)
     assert outcome.compliance(records)["verdict"] == verdict
+
+
+@pytest.mark.parametrize("regression_verdicts, gate", [
+    ([], "not run"),
+    (["pass", "pass"], "pass"),
+    (["pass", "skip"], "incomplete"),  # a projected target or a cell new to the baseline is not gated
+    (["skip", "skip"], "not run"),
+    (["fail", "skip"], "fail"),
+])
+def test_gate_verdict(regression_verdicts, gate):
+    records = [{"cell": f"c{i}", "metric": "regression", "verdict": v} for i, v in enumerate(regression_verdicts)]
+    assert outcome.gate(records)["verdict"] == gate
 
 
 def sha256sum_check(folder: Path) -> subprocess.CompletedProcess:
@@ -130,3 +142,10 @@ def test_optimisation_checklist_compares_each_recipe_with_fp32_of_the_same_model
     assert pruned["speedup"] == 4.0 and pruned["params_ratio"] == 0.4 and pruned["size_ratio"] == 0.125
     assert pruned["drop_pt"] == 2.5 and "pruning" in pruned["claims"] and "fusion" in pruned["claims"]
     assert rows["int8"]["drop_pt"] is None and rows["int8"]["params_ratio"] == 1.0
+
+
+def test_labels_of_close_points_do_not_overprint():
+    placed = plots.accuracy_vs_latency([{"label": f"{p} host", "p50_ms": ms, "accuracy": 0.991}
+                                        for p, ms in (("int8", 0.82), ("fp32", 2.01), ("fp16", 2.44))])["points"]
+    fp32, fp16 = (next(p for p in placed if p["label"].startswith(name)) for name in ("fp32", "fp16"))
+    assert abs(fp32["label_y"] - fp16["label_y"]) >= 11  # same accuracy, 0.4 ms apart: one label a line lower

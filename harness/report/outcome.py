@@ -26,16 +26,21 @@ def compliance(records: list[dict[str, Any]]) -> dict[str, str]:
 
 
 def gate(records: list[dict[str, Any]]) -> dict[str, str]:
-    """fail when any cell regressed, pass when every cell was compared and none did, else not run."""
-    compared = [r for r in records if r["metric"] == "regression"]
-    failed = [r for r in compared if r["verdict"] == "fail"]
+    """fail when any cell regressed; pass when every cell was compared and none did; incomplete when some
+    could not be (a cell new to the baseline, a projected target); not run when none was."""
+    cells = [r for r in records if r["metric"] == "regression"]
+    failed = [r for r in cells if r["verdict"] == "fail"]
     if failed:
         return {"verdict": "fail", "reason": f"{len(failed)} cell(s) regressed: {_names(failed)}"}
-    if compared and all(r["verdict"] == "pass" for r in compared):
-        return {"verdict": "pass", "reason": f"{len(compared)} cell(s) compared, none regressed"}
-    unsettled = [r for r in compared if r["verdict"] != "pass"]
-    return {"verdict": "not run", "reason": (f"not every cell could be compared: {_names(unsettled)}" if compared
-                                             else "no baseline was given")}
+    passed = [r for r in cells if r["verdict"] == "pass"]
+    unsettled = [r for r in cells if r["verdict"] != "pass"]
+    if not passed:
+        return {"verdict": "not run", "reason": (f"no cell could be compared: {_names(unsettled)}" if unsettled
+                                                 else "no baseline was given")}
+    if unsettled:
+        return {"verdict": "incomplete", "reason": (f"{len(passed)} cell(s) compared, none regressed; "
+                                                    f"{len(unsettled)} not compared: {_names(unsettled)}")}
+    return {"verdict": "pass", "reason": f"{len(passed)} cell(s) compared, none regressed"}
 
 
 def _names(records: list[dict[str, Any]]) -> str:

@@ -34,8 +34,28 @@ def accuracy_vs_latency(points: list[dict[str, Any]]) -> dict[str, Any]:
     scale_y = _scale(low - 1, high + 1, HEIGHT - MARGIN, 8)
     placed = [{"label": p["label"], "x": scale_x(p["p50_ms"]), "y": scale_y(p["accuracy"] * 100),
                "p50_ms": p["p50_ms"], "accuracy": p["accuracy"] * 100} for p in points]
+    _keep_labels_apart(placed)
     return {"points": placed, "max_ms": max(latencies) * 1.1, "low_pct": low - 1, "high_pct": high + 1,
             "width": WIDTH, "height": HEIGHT, "axis_y": HEIGHT - MARGIN}
+
+
+def _keep_labels_apart(points: list[dict[str, Any]], char_width: float = 5.5, line: float = 11) -> None:
+    """Give each point a label_y clear of the labels placed before it and of every other point: the
+    precisions of one model often sit close together. A label is text at (x + 6, label_y), 10 px high."""
+    def box(point: dict[str, Any], label_y: float) -> tuple[float, float, float, float]:
+        return point["x"] + 6, label_y - 9, point["x"] + 6 + char_width * len(point["label"]), label_y + 2
+
+    def overlap(a: tuple[float, ...], b: tuple[float, ...]) -> bool:
+        return a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]
+
+    dots = [(p["x"] - 4, p["y"] - 4, p["x"] + 4, p["y"] + 4) for p in points]
+    labels: list[tuple[float, float, float, float]] = []
+    for point in sorted(points, key=lambda p: p["x"]):
+        label_y = point["y"] + 3
+        while any(overlap(box(point, label_y), other) for other in labels + dots):
+            label_y += line
+        point["label_y"] = label_y
+        labels.append(box(point, label_y))
 
 
 def _scale(low: float, high: float, start: float, end: float):
