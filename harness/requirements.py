@@ -9,8 +9,8 @@ from pydantic import BaseModel, ConfigDict, PositiveFloat, ValidationError
 from harness.errors import NcapError
 from harness.platform import Precision, describe_validation_error
 
-ARTICLE = "source article (DMS边缘部署优化), Euro NCAP要求 table"
-ARTICLE_PRECISION = "source article, 量化类型 table (精度损失 column)"
+ARTICLE = "source article (DMS边缘部署优化, DMS edge deployment optimisation), Euro NCAP要求 (requirements) table"
+ARTICLE_PRECISION = "source article, 量化类型 (quantisation types) table, 精度损失 (accuracy loss) column"
 
 
 class Limit(BaseModel):
@@ -30,9 +30,9 @@ class Limit(BaseModel):
 
 class Requirements(BaseModel):
     model_config = ConfigDict(frozen=True)
-    latency_ms: Limit = Limit(value=50, source=ARTICLE + ": 检测延迟 ≤50ms")
-    power_w: Limit = Limit(value=5, source=ARTICLE + ": 功耗 ≤5W")
-    memory_mb: Limit = Limit(value=1024, source=ARTICLE + ": 内存 ≤1GB")
+    latency_ms: Limit = Limit(value=50, source=ARTICLE + ": 检测延迟 (detection latency) ≤50ms")
+    power_w: Limit = Limit(value=5, source=ARTICLE + ": 功耗 (power) ≤5W")
+    memory_mb: Limit = Limit(value=1024, source=ARTICLE + ": 内存 (memory) ≤1GB")
     accuracy_drop_pt: dict[Precision, Limit] = {
         "fp16": Limit(value=1, source=ARTICLE_PRECISION + ": FP16 <1%", strict=True),
         "int8": Limit(value=3, source=ARTICLE_PRECISION + ": INT8 1-3%"),

@@ -8,7 +8,7 @@ import pandas as pd
 from harness.errors import NcapError
 from harness.platform import Platform, known_platforms, load_platform
 
-SOURCE = "source article (DMS边缘部署优化)"
+SOURCE = "source article (DMS边缘部署优化, DMS edge deployment optimisation)"
 TYPICAL = "typical_ms"  # p50 where measured, the projection where projected
 # 量化类型 table: expected speed-up over FP32 (low, high) and accuracy loss
 PRECISIONS = {"fp16": ((1.5, 1.5), "< 1 %"), "int8": ((2.0, 4.0), "1-3 %"), "int4": ((4.0, 8.0), "5-10 %")}
