@@ -6,8 +6,13 @@ ONNX Runtime session timed as the harness times it, and judges every run against
 gate's own latency test. Goals: false alarms <= 1/20, detections >= 19/20.
 
     python benchmarks/gate_quality.py [MODEL.onnx] [--runs 20] [--slowdown 0.10] [--seconds 0.5] [--threads 1]
+                                      [--memory]
 
 Without MODEL it uses the tests' tiny classifier (a 112x112 full-image convolution).
+
+With --memory it measures the peak-memory check instead: 20 reruns of the same artifact's memory probe
+(the highest of 3 fresh processes) against its baseline reading, and 20 of a copy carrying extra weights
+sized to about --slowdown more peak memory; a growth is confirmed by probing both again, as the harness does.
 """
 from __future__ import annotations
 
@@ -20,9 +25,10 @@ from pathlib import Path
 import numpy as np
 
 from harness.gate.baseline import sample_summary
-from harness.gate.compare import Thresholds, interleaved, latency_check
+from harness.gate.compare import Thresholds, interleaved, latency_check, memory_check
 from harness.gate.slowdown import slowed_copy
 from harness.measure.latency import LatencyPlan, time_inferences
+from harness.measure.memory import measure_peak_memory
 from harness.runtimes.onnxruntime.runner import OnnxRuntimeRunner
 
 PROBE_WORK = 20_000  # extra multiply-adds of the probe that sizes the slow-down
@@ -50,6 +56,56 @@ def sized_slowdown(model: Path, folder: Path, target: float, sample: np.ndarray,
     return ratio(max(1, round(PROBE_WORK * target / max(probe - 1, 1e-3))))
 
 
+def peak_mb(model: Path, sample: np.ndarray, threads: int) -> float:
+    return measure_peak_memory(model, sample, input_name=None, output_name=None, provider="CPUExecutionProvider",
+                               threads=threads).peak_mb
+
+
+def sized_bigger(model: Path, folder: Path, baseline_mb: float, growth: float, sample: np.ndarray,
+                 threads: int, tries: int = 5) -> Path:
+    """A copy whose peak is about 1 + growth times the baseline's. ONNX Runtime's arena grows in chunks, not
+    byte by byte (a first guess of 8 bytes per element of work gave +5 % for a 10 % target, its linear
+    correction +70 %, and one copy read +3 % or +19 % from run to run), so the work is corrected a few times
+    on the median of three readings."""
+    work = round(growth * baseline_mb * 2**20 / 8)
+    for attempt in range(tries):
+        bigger = slowed_copy(model, folder / f"bigger-{attempt}.onnx", work)
+        ratio = float(np.median([peak_mb(bigger, sample, threads) for _ in range(3)])) / baseline_mb
+        if abs(ratio - 1 - growth) <= growth / 4:
+            break
+        work = round(work * (1 + growth / max(ratio - 1, 0.01)) / 2)  # halfway to the linear correction
+    return bigger
+
+
+def memory_quality(model: Path, folder: Path, sample: np.ndarray, runs: int, growth: float, threads: int) -> int:
+    """False alarms and detections of the peak-memory check, on a copy carrying extra weights. Each run takes a
+    fresh baseline reading too: a baseline that happened to land on a low peak is what raises false alarms."""
+    gate = Thresholds()
+    bigger = sized_bigger(model, folder, peak_mb(model, sample, threads), growth, sample, threads)
+    counts = {"alarms": 0, "detections": 0, "alarms at first look": 0, "detections at first look": 0}
+    ratios: dict[str, list[float]] = {"same": [], "bigger": []}
+    for run in range(runs):
+        baseline = peak_mb(model, sample, threads)
+        for kind, artifact in (("same", model), ("bigger", bigger)):
+            after = peak_mb(artifact, sample, threads)
+            check = memory_check(baseline, after, gate, lambda path=artifact: (
+                peak_mb(model, sample, threads), peak_mb(path, sample, threads)))
+            ratios[kind].append(check.ratio)
+            found = "alarms" if kind == "same" else "detections"
+            counts[found] += check.regressed
+            counts[f"{found} at first look"] += check.ratio > 1 + gate.memory
+        print(f"run {run + 1:2d}: baseline {baseline:.1f} MB, same {ratios['same'][-1]:.3f}x, "
+              f"bigger {ratios['bigger'][-1]:.3f}x", flush=True)
+    print(f"\nmodel: {model}; gate: {gate.describe()}")
+    print(f"bigger artifact: measured median ratio {np.median(ratios['bigger']):.3f}x; same artifact ratios "
+          f"{min(ratios['same']):.3f}-{max(ratios['same']):.3f}x")
+    print(f"without the second look: false alarms {counts['alarms at first look']}/{runs}, detections "
+          f"{counts['detections at first look']}/{runs}")
+    print(f"false alarms: {counts['alarms']}/{runs} (goal <= 1)   detections: {counts['detections']}/{runs} "
+          f"(goal >= {runs - 1})")
+    return 0 if counts["alarms"] <= 1 and counts["detections"] >= runs - 1 else 1
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("model", nargs="?", type=Path)
@@ -57,6 +113,7 @@ def main() -> int:
     parser.add_argument("--slowdown", type=float, default=0.10)
     parser.add_argument("--seconds", type=float, default=0.5, help="timed seconds per run (at least 300 runs)")
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--memory", action="store_true", help="measure the peak-memory check instead of latency")
     args = parser.parse_args()
     plan, gate = LatencyPlan(20, 300, args.seconds), Thresholds()
     with tempfile.TemporaryDirectory() as scratch:
@@ -66,6 +123,8 @@ def main() -> int:
 
         shape = [d if isinstance(d, int) else 1 for d in InferenceSession(str(model)).get_inputs()[0].shape]
         sample = np.random.default_rng(0).random(shape, dtype=np.float32)
+        if args.memory:
+            return memory_quality(model, folder, sample, args.runs, args.slowdown, args.threads)
         slowed, sized_ratio = sized_slowdown(model, folder, args.slowdown, sample, plan, args.threads)
         baseline = measure(model, sample, plan, args.threads)
         alarms, detections, ratios = 0, 0, {"same": [], "slower": []}

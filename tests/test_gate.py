@@ -18,7 +18,7 @@ def latency_samples(seed: int, scale: float = 1.0) -> list[float]:
     return sample_summary(np.random.default_rng(seed).lognormal(np.log(10), 0.1, 1000) * scale)
 
 
-BEFORE = {"samples_ms": latency_samples(1), "peak_mb": 100.0, "accuracy": 0.90}
+BEFORE = {"samples_ms": latency_samples(1), "peak_mb": 100.0, "model_size_bytes": 2**20, "accuracy": 0.90}
 
 
 def test_a_rerun_of_the_same_artifact_passes():
@@ -47,8 +47,9 @@ def test_a_significant_but_small_slow_down_passes():
 @pytest.mark.parametrize("after, failing", [
     ({"peak_mb": 106.0}, "peak memory 100 -> 106 MB (ratio 1.060; threshold ratio > 1.05)"),
     ({"accuracy": 0.894}, "top-1 90.00 -> 89.40 % (ratio 0.993; threshold drop > 0.5 pt)"),
+    ({"model_size_bytes": 1.2 * 2**20}, "model size 1.00 -> 1.20 MB (ratio 1.200; threshold ratio > 1.05)"),
 ])
-def test_memory_growth_and_accuracy_drop_fail(after, failing):
+def test_memory_growth_size_growth_and_accuracy_drop_fail(after, failing):
     verdict, _ = regression_verdict("m-int8-host", BEFORE, {**BEFORE, **after}, Thresholds())
     assert verdict.status == "fail" and failing in verdict.message, verdict.message
 

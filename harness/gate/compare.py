@@ -27,12 +27,12 @@ from harness.verdict import Verdict, format_figure
 class Thresholds:
     alpha: float = 0.01  # significance level of the latency test
     latency: float = 0.05  # relative slow-down of the median that counts
-    memory: float = 0.05  # relative growth of peak memory that counts
+    memory: float = 0.05  # relative growth of peak memory, and of the artifact's size, that counts
     accuracy_pt: float = 0.5  # top-1 drop, in points, that counts
 
     def describe(self) -> str:
         return (f"latency: Mann-Whitney U p < {self.alpha:g} and median +{self.latency:.0%}; "
-                f"memory +{self.memory:.0%}; accuracy -{self.accuracy_pt:g} pt")
+                f"peak memory and model size +{self.memory:.0%}; accuracy -{self.accuracy_pt:g} pt")
 
 
 @dataclass(frozen=True)
@@ -104,9 +104,19 @@ def _latency_test(before_ms: list[float], after_ms: list[float], thresholds: Thr
                  f"p < {thresholds.alpha:g} and ratio > {1 + thresholds.latency:g}", regressed, p_value)
 
 
+def size_check(before_bytes: float, after_bytes: float, thresholds: Thresholds) -> Check:
+    """The artifact's file size: exact, so no second look; it shows a bigger model even where the runtime's
+    arena, which grows in chunks, hides it in the peak."""
+    return _growth("model size", before_bytes / 2**20, after_bytes / 2**20, thresholds)
+
+
 def _memory_test(before_mb: float, after_mb: float, thresholds: Thresholds) -> Check:
+    return _growth("peak memory", before_mb, after_mb, thresholds)
+
+
+def _growth(name: str, before_mb: float, after_mb: float, thresholds: Thresholds) -> Check:
     ratio = after_mb / before_mb
-    return Check("peak memory", before_mb, after_mb, "MB", ratio, f"ratio > {1 + thresholds.memory:g}",
+    return Check(name, before_mb, after_mb, "MB", ratio, f"ratio > {1 + thresholds.memory:g}",
                  ratio > 1 + thresholds.memory)
 
 
@@ -121,6 +131,7 @@ def compare_cell(before: dict[str, Any], after: dict[str, Any], thresholds: Thre
     """Every check both runs have figures for (see baseline.GATED_FIGURES)."""
     checks = {"samples_ms": lambda b, a: latency_check(b, a, thresholds, second_look and second_look.latency),
               "peak_mb": lambda b, a: memory_check(b, a, thresholds, second_look and second_look.memory),
+              "model_size_bytes": lambda b, a: size_check(b, a, thresholds),
               "accuracy": lambda b, a: accuracy_check(b, a, thresholds)}
     return [check(before[key], after[key]) for key, check in checks.items() if key in before and key in after]
 

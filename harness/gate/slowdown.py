@@ -27,6 +27,7 @@ def slowed_copy(source: Path, target: Path, work: int) -> Path:
         helper.make_node("Mul", ["slow_total", "slow_zero"], ["slow_nothing"]),
         helper.make_node("Add", [f"{output}_fast", "slow_nothing"], [output]),
     ])
-    onnx.checker.check_model(model)
+    # no onnx.checker here: FP16 conversion leaves its Cast nodes out of topological order, which ONNX Runtime
+    # runs and the checker refuses; the copy is checked by running it (tests/test_gate.py)
     onnx.save(model, str(target))
     return target
