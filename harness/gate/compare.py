@@ -6,9 +6,10 @@ alone rarely passes both, and a significant but negligible change is not worth b
 A latency regression must also show in a second, fresh measurement when the caller can make one:
 on a shared machine a whole run sometimes lands in a busy moment (measured here: reruns of the same
 artifact 1.5-1.8x slower with nothing else of ours running, and stretches of minutes 5-14 % slower).
-Best, the baseline's own artifact is timed again beside the current one, before-after-before, so
-the machine's drift slows both alike. Peak memory gets the same second look: a fresh process's peak
-varies by up to 5 % here (see harness.measure.memory).
+Best, the baseline's own artifact is timed again beside the current one, the two alternating every
+few calls, so the machine's drift slows both alike (harness.measure.latency.time_alternating).
+Peak memory gets the same second look: a fresh process's peak varies by up to 5 % here (see
+harness.measure.memory).
 """
 from __future__ import annotations
 
@@ -65,13 +66,6 @@ class SecondLook:
 
     latency: Callable[[], tuple[list[float], list[float]]]  # latency samples, ms
     memory: Callable[[], tuple[float, float]]  # peak memory, MB
-
-
-def interleaved(before: Callable[[], list[float]], after: Callable[[], list[float]]) -> tuple[list[float], list[float]]:
-    """Time the baseline artifact, the current one, then the baseline again: drift hits both sides alike."""
-    first = before()
-    current = after()
-    return first + before(), current
 
 
 def latency_check(before_ms: list[float], after_ms: list[float], thresholds: Thresholds,
