@@ -49,6 +49,9 @@ def _outcome(record: dict[str, Any]) -> tuple[Any, str]:
     return asserted_figure(record["metric"], record), record["verdict"]
 
 
+DECIDED = ("pass", "fail", "error")  # a shard's gate verdict that was reached, not skipped
+
+
 def regression_records(records: list[dict[str, Any]], baseline_file: Path,
                        thresholds: Thresholds) -> list[dict[str, Any]]:
     """The gate's record per cell, against the baseline, from the merged figures."""
@@ -66,6 +69,14 @@ def regression_records(records: list[dict[str, Any]], baseline_file: Path,
     return gated
 
 
+def with_gate(records: list[dict[str, Any]], baseline_file: Path) -> list[dict[str, Any]]:
+    """The shards' records, every cell gated: a verdict a shard reached in its own run stays (it could time the
+    baseline's artifact beside its own), the other cells are gated on the baseline's stored figures."""
+    decided = {r["cell"] for r in records if r["metric"] == "regression" and r["verdict"] in DECIDED}
+    kept = [r for r in records if r["metric"] != "regression" or r["cell"] in decided]
+    return kept + regression_records([r for r in kept if r["cell"] not in decided], baseline_file, Thresholds())
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="ncap", description="dms-ncap tools")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -78,8 +89,7 @@ def main(argv: list[str] | None = None) -> int:
         records, provenance = merge_shards(args.shards)
         notes = None
         if args.baseline:
-            records = [r for r in records if r["metric"] != "regression"]
-            records += regression_records(records, args.baseline, Thresholds())
+            records = with_gate(records, args.baseline)
             notes = gate_notes(load_baseline(args.baseline), records)
     except NcapError as exc:
         print(f"ncap merge: {exc}", file=sys.stderr)

@@ -42,6 +42,21 @@ def test_merge_gates_the_shards_on_a_baseline(tmp_path, capsys):
     assert main(["merge", "--out", str(tmp_path / "passed"), "--baseline", str(baseline), str(same)]) == 0
 
 
+def test_merge_keeps_a_verdict_the_shard_reached_and_gates_only_the_rest(tmp_path, capsys):
+    baseline = save_baseline(tmp_path / "baseline.json", crafted_records())
+    records = crafted_records(run_id="slow", slower=1.2)
+    # the shard timed the baseline's own fp32 artifact beside its own and found them alike: the machine was slower
+    in_run = {k: records[0][k] for k in ("run_id", "timestamp", "cell", "model", "precision", "platform", "grade")}
+    records.append({**in_run, "metric": "regression", "verdict": "pass", "message": "no regression",
+                    "method": "timed in alternation"})
+    shard = write_shard(tmp_path / "slow", records)
+    assert main(["merge", "--out", str(tmp_path / "gated"), "--baseline", str(baseline), str(shard)]) == 1
+    assert "gate: fail (1 cell(s) regressed: dmsnet-int8-host regression" in capsys.readouterr().out
+    merged = [json.loads(line) for line in (tmp_path / "gated" / "results.jsonl").read_text().splitlines()]
+    assert {(r["cell"], r["verdict"]) for r in merged if r["metric"] == "regression"} == {
+        ("dmsnet-fp32-host", "pass"), ("dmsnet-int8-host", "fail")}
+
+
 def test_a_folder_that_is_no_report_is_refused(tmp_path, capsys):
     assert main(["merge", "--out", str(tmp_path / "out"), str(tmp_path)]) == 2
     assert "is not a dms-ncap report folder" in capsys.readouterr().err
