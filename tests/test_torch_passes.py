@@ -23,6 +23,7 @@ from harness.optimize.torch_passes import module_io
 from harness.optimize.torch_passes.distill import distillation_loss
 from harness.optimize.torch_passes.fuse import Fuse
 from harness.optimize.torch_passes.prune import Prune
+from harness.optimize.torch_passes.qat import one_module_per_call
 from harness.runtimes.onnxruntime.runner import OnnxRuntimeRunner
 
 
@@ -89,6 +90,31 @@ def test_qat_after_fusion_exports_int8_that_onnx_runtime_evaluates(tiny):
         qat_top1 = accuracy.top1(qat, artifact.card, tiny.dataset.evaluation)
         fp32_top1 = accuracy.top1(fp32, tiny.card, tiny.dataset.evaluation)
     assert 0.0 <= qat_top1 <= 1.0 and abs(qat_top1 - fp32_top1) < 0.3
+
+
+class _ResidualBlock(nn.Module):
+    """torchvision's BasicBlock in small: one ReLU module called twice, the shape torchao's quantizer rejects."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv, self.bn, self.relu = nn.Conv2d(8, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.relu(self.bn(self.conv(self.relu(x))) + x)
+
+
+def test_qat_quantizes_a_block_that_calls_one_relu_twice():
+    from torchao.quantization.pt2e.quantize_pt2e import prepare_qat_pt2e
+    from torchao.quantization.pt2e.quantizer.x86_inductor_quantizer import (
+        X86InductorQuantizer,
+        get_default_x86_inductor_quantization_config,
+    )
+    block, x = _ResidualBlock().eval(), torch.randn(2, 8, 6, 6)
+    unshared = one_module_per_call(block)
+    assert sum(isinstance(m, nn.ReLU) for m in unshared.modules()) == 2
+    torch.testing.assert_close(unshared(x), block(x))
+    quantizer = X86InductorQuantizer().set_global(get_default_x86_inductor_quantization_config(is_qat=True))
+    prepare_qat_pt2e(torch.export.export(unshared.train(), (x,)).module(), quantizer)  # raised on the shared ReLU
 
 
 def test_distill_trains_the_student_against_a_zoo_teacher(tiny, tmp_path):

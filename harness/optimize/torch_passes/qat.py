@@ -6,13 +6,20 @@ network is captured with torch.export, fake-quantised by X86InductorQuantizer (i
 asymmetric per-tensor activations, int8 symmetric per-channel weights, as the `int8` PTQ pass uses),
 fine-tuned, converted, and the converted graph's quantize/dequantize ops export to ONNX
 QuantizeLinear/DequantizeLinear directly. Accuracy is then measured by ONNX Runtime on that file.
+
+A module called at several places (torchvision's BasicBlock calls one ReLU twice) is first given one copy
+per call: the quantizer groups graph nodes by the module they came from, and a group with two outputs
+stops it ("Input partition has more than one output node", pytorch/ao#4478).
 """
 from __future__ import annotations
 
+import copy
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
 import torch
+from torch import fx, nn
 
 from harness.data import preprocess
 from harness.models.train import split_tensors
@@ -53,7 +60,7 @@ class Qat:
         dataset = module_io.training_data(context, self.name)
         inputs, labels = split_tensors(dataset.train)
         batch = torch.export.Dim("batch", min=2, max=1024)  # BatchNorm in training needs 2 images or more
-        captured = torch.export.export(module.train(), (inputs[:self.plan.batch_size],),
+        captured = torch.export.export(one_module_per_call(module).train(), (inputs[:self.plan.batch_size],),
                                        dynamic_shapes=({0: batch},)).module()
         quantizer = X86InductorQuantizer().set_global(get_default_x86_inductor_quantization_config(is_qat=True))
         prepared = allow_exported_model_train_eval(prepare_qat_pt2e(captured, quantizer))
@@ -64,3 +71,26 @@ class Qat:
         error = export.export_onnx(converted, example, target, tolerance=EXPORT_TOLERANCE)
         return {"tool": f"torchao {torchao.__version__} PT2E: prepare_qat_pt2e, convert_pt2e, torch.onnx (dynamo)",
                 "onnx_max_abs_diff": error}
+
+
+def one_module_per_call(module: nn.Module) -> nn.Module:
+    """`module` as a torch.fx graph where each call of a weightless module (an activation) has a module of its
+    own; `module` itself where none is called twice. Modules with weights stay shared: copies would train apart."""
+    graph = fx.symbolic_trace(module)
+    calls = [node for node in graph.graph.nodes if node.op == "call_module"]
+    shared = {target for target, count in Counter(node.target for node in calls).items()
+              if count > 1 and not any(True for _ in graph.get_submodule(target).parameters())}
+    if not shared:
+        return module
+    seen: Counter[str] = Counter()
+    for node in calls:
+        if node.target in shared:
+            seen[node.target] += 1
+            if seen[node.target] > 1:
+                copy_name = f"{node.target}_call{seen[node.target]}"
+                graph.add_submodule(copy_name, copy.deepcopy(graph.get_submodule(node.target)))
+                node.target = copy_name
+                # torch.export keeps the tracer's record of where a node came from: it must name the copy
+                node.meta.pop("nn_module_stack", None)
+    graph.recompile()
+    return graph
