@@ -164,3 +164,20 @@ def test_complexity_of_a_hand_computed_conv_and_gemm(tmp_path):
     onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)]), str(path))
     # conv: 4*3*3*3 weights + 4 biases; 4x8x8 outputs of 3*3*3 products each. Gemm: 256 -> 10.
     assert complexity.measure(path) == complexity.Complexity(params=112 + 2560, macs=4 * 8 * 8 * 27 + 2560)
+
+
+def test_complexity_counts_an_int4_matmul_as_the_float_weights_it_packs(tmp_path):
+    # ONNX Runtime's int4 pass turns Gemm(256 -> 10, bias) into MatMulNBits (2 weights a byte) + Add(bias)
+    packed = helper.make_tensor("w_q4", TensorProto.UINT8, [10, 8, 16], np.zeros(1280, np.uint8))
+    scales = helper.make_tensor("w_scales", TensorProto.FLOAT, [80], np.ones(80, np.float32))
+    bias = helper.make_tensor("b", TensorProto.FLOAT, [10], np.zeros(10, np.float32))
+    graph = helper.make_graph(
+        [helper.make_node("MatMulNBits", ["input", "w_q4", "w_scales"], ["m"], domain="com.microsoft",
+                          K=256, N=10, bits=4, block_size=32),
+         helper.make_node("Add", ["m", "b"], ["logits"])],
+        "int4", [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["batch", 256])],
+        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["batch", 10])], [packed, scales, bias])
+    path = tmp_path / "int4.onnx"
+    opsets = [helper.make_opsetid("", 13), helper.make_opsetid("com.microsoft", 1)]
+    onnx.save(helper.make_model(graph, opset_imports=opsets), str(path))
+    assert complexity.measure(path) == complexity.Complexity(params=2560 + 10, macs=2560)
