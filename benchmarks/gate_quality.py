@@ -45,7 +45,8 @@ def measure(model: Path, sample: np.ndarray, plan: LatencyPlan, threads: int) ->
 def alternating(baseline: Path, current: Path, sample: np.ndarray, plan: LatencyPlan,
                 threads: int) -> tuple[list[float], list[float]]:
     """The gate's second look as the harness makes it: both artifacts open, timed in alternating blocks."""
-    with OnnxRuntimeRunner(baseline, threads=threads) as first, OnnxRuntimeRunner(current, threads=threads) as second:
+    with (OnnxRuntimeRunner(baseline, threads=threads, spinning=False) as first,
+          OnnxRuntimeRunner(current, threads=threads, spinning=False) as second):
         timings = time_alternating(first, second, sample, plan)
     return sample_summary(timings[0]), sample_summary(timings[1])
 
@@ -131,7 +132,7 @@ def main() -> int:
         for run in range(args.runs):  # alternate, so drift of a shared machine hits both alike
             for kind, artifact in (("same", model), ("slower", slowed)):
                 # as the harness does: the baseline's artifact and this one timed in alternation, a regression
-                # confirmed by a second such timing
+                # confirmed by a second such timing whose samples join the first's
                 def paired(path: Path = artifact) -> tuple[list[float], list[float]]:
                     return alternating(model, path, sample, plan, args.threads)
                 check = latency_check(*paired(), gate, paired)

@@ -304,7 +304,8 @@ class ComplianceRun:
             stored, current = {**stored, "samples_ms": paired[0]}, {**current, "samples_ms": paired[1]}
         second_look = SecondLook(lambda: self._remeasure(cell, stored), lambda: self._reprobe(cell, stored))
         verdict, figures = regression_verdict(cell.id, stored, current, self.options.gate, second_look)
-        latency = ("latency of the baseline's artifact and this one timed in alternation in this run" if paired
+        latency = ("latency of the baseline's artifact and this one timed in alternation in this run (ONNX Runtime "
+                   "workers not spinning, for both)" if paired
                    else "latency against the baseline's stored samples")
         method = f"against baseline {baseline.path} ({baseline.created}); {latency}; {self.options.gate.describe()}"
         return Record(cell, "regression", verdict, self._grade, method, figures=figures)
@@ -350,9 +351,8 @@ class ComplianceRun:
 
     def _remeasure(self, cell: Cell, stored: dict[str, Any]) -> tuple[list[float], list[float]]:
         """The gate's second look at a slow-down: the baseline's own artifact and the current one timed in
-        alternation again; without it, a new timing of the current artifact beside the stored samples."""
-        return (self._time_beside_baseline(cell, stored)
-                or (stored["samples_ms"], sample_summary(self._time_cell(cell).samples_ms)))
+        alternation again; without it, a new timing of the current artifact only (no new baseline samples)."""
+        return self._time_beside_baseline(cell, stored) or ([], sample_summary(self._time_cell(cell).samples_ms))
 
     def _time_beside_baseline(self, cell: Cell, stored: dict[str, Any]) -> tuple[list[float], list[float]] | None:
         """The baseline's artifact and the current one timed in alternating blocks; None where this machine's cache
@@ -361,7 +361,9 @@ class ComplianceRun:
         if before is None:
             return None
         self.progress(f"timing {cell.id} beside the baseline's artifact")
-        with self._runner(before) as baseline_runner, self._runner(self.artifact(cell).card) as runner:
+        # two sessions taking turns: neither may keep its idle workers spinning on the CPU the other needs
+        with (self._runner(before, spinning=False) as baseline_runner,
+              self._runner(self.artifact(cell).card, spinning=False) as runner):
             timings = time_alternating(baseline_runner, runner, self._sample(before), self.options.latency_plan)
         return sample_summary(timings[0]), sample_summary(timings[1])
 
@@ -424,9 +426,9 @@ class ComplianceRun:
     def _provider(self) -> str:
         return self.options.platform.runtime.execution_provider or "CPUExecutionProvider"
 
-    def _runner(self, card: ModelCard) -> OnnxRuntimeRunner:
+    def _runner(self, card: ModelCard, spinning: bool = True) -> OnnxRuntimeRunner:
         return OnnxRuntimeRunner(card.onnx, input_name=card.input.name, output_name=card.output.name,
-                                 provider=self._provider, threads=self.options.threads)
+                                 provider=self._provider, threads=self.options.threads, spinning=spinning)
 
     def _runner_settings(self, cell: Cell) -> dict[str, Any]:
         card = self.artifact(cell).card

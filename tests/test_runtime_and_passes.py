@@ -13,7 +13,7 @@ from harness.measure.memory import measure_peak_memory
 from harness.models.card import load_card
 from harness.optimize.passes import PassContext
 from harness.optimize.recipe import build_artifact, parse_recipe
-from harness.runtimes.onnxruntime.runner import OnnxRuntimeRunner
+from harness.runtimes.onnxruntime.runner import OnnxRuntimeRunner, session_options
 
 
 def _context(card, count=20):
@@ -28,6 +28,15 @@ def test_runner_runs_and_reports_its_settings(tmp_path):
         scores = runner.infer(np.zeros((4, 3, 16, 16), np.float32))
         assert scores.shape == (4, 5) and runner.last_inference_seconds > 0
         assert runner.max_batch is None and runner.settings["threads"] == 1
+
+
+def test_runners_timed_in_turns_do_not_spin_and_say_so(tmp_path):
+    model = tiny_classifier(tmp_path / "m.onnx")
+    assert session_options(2).get_session_config_entry("session.intra_op.allow_spinning") == "1"
+    assert session_options(2, spinning=False).get_session_config_entry("session.intra_op.allow_spinning") == "0"
+    with OnnxRuntimeRunner(model, threads=2, spinning=False) as runner:
+        runner.infer(np.zeros((1, 3, 16, 16), np.float32))
+        assert runner.settings["worker_spinning"] is False
 
 
 def test_wrong_input_shape_names_the_card_fields(tmp_path):
