@@ -65,11 +65,11 @@ class Check:
 @dataclass(frozen=True)
 class SecondLook:
     """Fresh (before, after) figures of a cell, asked for only when a first comparison finds a regression:
-    best the baseline's own artifact measured again in this job beside the current one, else the stored
-    baseline figures beside a new measurement of the current artifact."""
+    best the baseline's own artifact measured again in this job beside the current one, else a new
+    measurement of the current artifact beside the stored baseline figures."""
 
-    latency: Callable[[], tuple[list[float], list[float]]]  # new samples, ms; before is [] where only stored
-    memory: Callable[[], tuple[float, float]]  # peak memory, MB
+    latency: Callable[[], tuple[list[float], list[float]]]  # the new samples, ms; before is [] if none are new
+    memory: Callable[[], tuple[float, float]]  # peak memory, MB: (the new or else the stored peak, the new peak)
 
 
 def latency_check(before_ms: list[float], after_ms: list[float], thresholds: Thresholds,

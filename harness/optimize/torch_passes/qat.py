@@ -79,7 +79,7 @@ def one_module_per_call(module: nn.Module) -> nn.Module:
     graph = fx.symbolic_trace(module)
     calls = [node for node in graph.graph.nodes if node.op == "call_module"]
     shared = {target for target, count in Counter(node.target for node in calls).items()
-              if count > 1 and not any(True for _ in graph.get_submodule(target).parameters())}
+              if count > 1 and not list(graph.get_submodule(target).parameters())}
     if not shared:
         return module
     seen: Counter[str] = Counter()
