@@ -3,8 +3,9 @@
 Alternates 20 reruns of MODEL with 20 runs of a copy made really slower (harness.gate.slowdown, sized by
 measurement to --slowdown or up to half as much again) and judges each as the harness's gate does: MODEL
 (the baseline's artifact) and the rerun timed in alternation in fresh ONNX Runtime sessions, the latency
-test, and a second such timing to confirm a regression. For contrast it also judges each against samples
-of MODEL stored once at the start, with no second look. Goals: false alarms <= 1/20, detections >= 19/20.
+test, and a second such timing, its samples joining the first's, to confirm a regression. For contrast it
+also judges each against samples of MODEL stored once at the start, with no second look. Goals: false
+alarms <= 1/20, detections >= 19/20.
 
     python benchmarks/gate_quality.py [MODEL.onnx] [--runs 20] [--slowdown 0.10] [--seconds 0.5] [--threads 1]
                                       [--memory]

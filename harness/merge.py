@@ -10,7 +10,7 @@ from typing import Any
 
 from harness.catalog import asserted_figure
 from harness.errors import NcapError
-from harness.gate.baseline import cell_figures, load_baseline
+from harness.gate.baseline import Baseline, cell_figures, load_baseline
 from harness.gate.compare import Thresholds, gate_notes, regression_verdict
 from harness.report import outcome
 from harness.report.render import STORE, render_report
@@ -52,10 +52,9 @@ def _outcome(record: dict[str, Any]) -> tuple[Any, str]:
 DECIDED = ("pass", "fail", "error")  # a shard's gate verdict that was reached, not skipped
 
 
-def regression_records(records: list[dict[str, Any]], baseline_file: Path,
+def regression_records(records: list[dict[str, Any]], baseline: Baseline,
                        thresholds: Thresholds) -> list[dict[str, Any]]:
     """The gate's record per cell, against the baseline, from the merged figures."""
-    baseline = load_baseline(baseline_file)
     current = cell_figures(records)
     gated = []
     for record in records:
@@ -65,16 +64,19 @@ def regression_records(records: list[dict[str, Any]], baseline_file: Path,
             gated.append({**{k: record[k] for k in ("run_id", "timestamp", "cell", "model", "precision", "platform",
                                                     "grade")},
                           "metric": "regression", "verdict": verdict.status, "message": verdict.message,
-                          "method": f"against baseline {baseline_file}; {thresholds.describe()}", **figures})
+                          "method": f"against baseline {baseline.path}; {thresholds.describe()}",
+                          "baseline_sha256": baseline.sha256, **figures})
     return gated
 
 
-def with_gate(records: list[dict[str, Any]], baseline_file: Path) -> list[dict[str, Any]]:
-    """The shards' records, every cell gated: a verdict a shard reached in its own run stays (it could time the
-    baseline's artifact beside its own), the other cells are gated on the baseline's stored figures."""
-    decided = {r["cell"] for r in records if r["metric"] == "regression" and r["verdict"] in DECIDED}
+def with_gate(records: list[dict[str, Any]], baseline: Baseline) -> list[dict[str, Any]]:
+    """The shards' records, every cell gated: a verdict a shard reached in its own run against this very baseline
+    stays (it could time the baseline's artifact beside its own), the other cells are gated on the baseline's
+    stored figures."""
+    decided = {r["cell"] for r in records if r["metric"] == "regression" and r["verdict"] in DECIDED
+               and r.get("baseline_sha256") == baseline.sha256}
     kept = [r for r in records if r["metric"] != "regression" or r["cell"] in decided]
-    return kept + regression_records([r for r in kept if r["cell"] not in decided], baseline_file, Thresholds())
+    return kept + regression_records([r for r in kept if r["cell"] not in decided], baseline, Thresholds())
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -89,8 +91,9 @@ def main(argv: list[str] | None = None) -> int:
         records, provenance = merge_shards(args.shards)
         notes = None
         if args.baseline:
-            records = with_gate(records, args.baseline)
-            notes = gate_notes(load_baseline(args.baseline), records)
+            baseline = load_baseline(args.baseline)
+            records = with_gate(records, baseline)
+            notes = gate_notes(baseline, records)
     except NcapError as exc:
         print(f"ncap merge: {exc}", file=sys.stderr)
         return 2

@@ -308,7 +308,8 @@ class ComplianceRun:
                    "workers not spinning, for both)" if paired
                    else "latency against the baseline's stored samples")
         method = f"against baseline {baseline.path} ({baseline.created}); {latency}; {self.options.gate.describe()}"
-        return Record(cell, "regression", verdict, self._grade, method, figures=figures)
+        return Record(cell, "regression", verdict, self._grade, method,
+                      figures={**figures, "baseline_sha256": baseline.sha256})
 
     # --- shared work, done once --------------------------------------------------------------
     def trained(self, model: str) -> TrainedModel:
@@ -381,10 +382,8 @@ class ComplianceRun:
     def _baseline_card(self, cell: Cell, stored: dict[str, Any]) -> ModelCard | None:
         """The cell's card with the baseline's own artifact, found in this machine's cache by its sha256; None on a
         board (it runs what the job sends) or where the cache no longer has it."""
-        before = cached_artifact(stored.get("artifact_sha256"))
-        if before is None or self.options.device is not None:
-            return None
-        return self.artifact(cell).card.model_copy(update={"onnx": before})
+        before = None if self.options.device is not None else cached_artifact(stored.get("artifact_sha256"))
+        return None if before is None else self.artifact(cell).card.model_copy(update={"onnx": before})
 
     def _time_cell(self, cell: Cell) -> LatencyRun:
         """A fresh timing of the cell's artifact (new session, or a new run on the board): the latency run,

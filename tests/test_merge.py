@@ -6,7 +6,7 @@ import subprocess
 
 from crafted import crafted_records, write_shard
 
-from harness.gate.baseline import save_baseline
+from harness.gate.baseline import load_baseline, save_baseline
 from harness.merge import main
 
 
@@ -48,13 +48,21 @@ def test_merge_keeps_a_verdict_the_shard_reached_and_gates_only_the_rest(tmp_pat
     # the shard timed the baseline's own fp32 artifact beside its own and found them alike: the machine was slower
     in_run = {k: records[0][k] for k in ("run_id", "timestamp", "cell", "model", "precision", "platform", "grade")}
     records.append({**in_run, "metric": "regression", "verdict": "pass", "message": "no regression",
-                    "method": "timed in alternation"})
+                    "method": "timed in alternation", "baseline_sha256": load_baseline(baseline).sha256})
     shard = write_shard(tmp_path / "slow", records)
     assert main(["merge", "--out", str(tmp_path / "gated"), "--baseline", str(baseline), str(shard)]) == 1
     assert "gate: fail (1 cell(s) regressed: dmsnet-int8-host regression" in capsys.readouterr().out
     merged = [json.loads(line) for line in (tmp_path / "gated" / "results.jsonl").read_text().splitlines()]
     assert {(r["cell"], r["verdict"]) for r in merged if r["metric"] == "regression"} == {
         ("dmsnet-fp32-host", "pass"), ("dmsnet-int8-host", "fail")}
+    # the same verdict reached against another baseline proves nothing about this one: the cell is gated again
+    other = save_baseline(tmp_path / "other.json", crafted_records(run_id="other", slower=1.2))
+    assert main(["merge", "--out", str(tmp_path / "regated"), "--baseline", str(other), str(shard)]) == 0
+    capsys.readouterr()
+    records[-1]["baseline_sha256"] = load_baseline(other).sha256
+    elsewhere = write_shard(tmp_path / "elsewhere", records)
+    assert main(["merge", "--out", str(tmp_path / "regated2"), "--baseline", str(baseline), str(elsewhere)]) == 1
+    assert "gate: fail (2 cell(s) regressed" in capsys.readouterr().out
 
 
 def test_a_folder_that_is_no_report_is_refused(tmp_path, capsys):

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import json
 import os
 import platform
@@ -60,6 +61,7 @@ class Baseline:
     created: str
     fingerprint: dict[str, Any]
     cells: dict[str, dict[str, Any]]
+    sha256: str  # of the file: which baseline a gate verdict was reached against
 
 
 def save_baseline(path: Path, records: list[dict[str, Any]]) -> Path:
@@ -74,8 +76,10 @@ def save_baseline(path: Path, records: list[dict[str, Any]]) -> Path:
 
 def load_baseline(path: Path) -> Baseline:
     try:
-        document = json.loads(path.read_text())
-        return Baseline(path, document["created"], document["fingerprint"], document["cells"])
+        content = path.read_bytes()
+        document = json.loads(content)
+        return Baseline(path, document["created"], document["fingerprint"], document["cells"],
+                        hashlib.sha256(content).hexdigest())
     except OSError as exc:
         raise NcapError(f"cannot read baseline {path}: {exc.strerror}; check --ncap-baseline") from exc
     except (json.JSONDecodeError, KeyError, TypeError) as exc:
