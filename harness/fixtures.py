@@ -5,6 +5,7 @@ import pytest
 
 from harness.catalog import asserted_figure
 from harness.errors import NcapError
+from harness.results import benchmark_json
 from harness.session import Cell, ComplianceRun, Record
 
 
@@ -30,7 +31,13 @@ def _measured(request: pytest.FixtureRequest, run: ComplianceRun, metric: str, c
 
 @pytest.fixture
 def latency(request: pytest.FixtureRequest, ncap_run: ComplianceRun, cell: Cell) -> Record:
-    return _measured(request, ncap_run, "latency", cell)
+    record = _measured(request, ncap_run, "latency", cell)
+    samples = ncap_run.latency_samples(cell)
+    if samples is not None and benchmark_json.wanted(request.config):
+        benchmark_json.publish(request, samples, {
+            "cell": cell.id, "grade": record.grade, "p99_ucb_ms": record.figures.get("p99_ucb_ms"),
+            "limit_ms": record.limit, "verdict": record.verdict.status, "method": record.method})
+    return record
 
 
 @pytest.fixture

@@ -49,6 +49,9 @@ def _outcome(record: dict[str, Any]) -> tuple[Any, str]:
     return asserted_figure(record["metric"], record), record["verdict"]
 
 
+EXIT_MEANINGS = {outcome.EXIT_PASSED: "passed", outcome.EXIT_FAILED: "a requirement failed or a cell regressed",
+                 outcome.EXIT_INCOMPLETE: "incomplete evidence (a figure in error, or --strict and a requirement "
+                                          "not established by a measured pass)"}
 DECIDED = ("pass", "fail", "error")  # a shard's gate verdict that was reached, not skipped
 
 
@@ -85,6 +88,8 @@ def main(argv: list[str] | None = None) -> int:
     merge = commands.add_parser("merge", help="merge report folders of many runs into one report")
     merge.add_argument("--out", type=Path, required=True, metavar="DIR", help="where the merged report goes")
     merge.add_argument("--baseline", type=Path, metavar="FILE", help="gate the merged figures on this baseline")
+    merge.add_argument("--strict", action="store_true",
+                       help="exit 3 (incomplete) unless every requirement is established by a measured pass")
     merge.add_argument("shards", type=Path, nargs="+", metavar="SHARD_DIR", help="report folders (--ncap-report)")
     args = parser.parse_args(argv)
     try:
@@ -96,7 +101,7 @@ def main(argv: list[str] | None = None) -> int:
             notes = gate_notes(baseline, records)
     except NcapError as exc:
         print(f"ncap merge: {exc}", file=sys.stderr)
-        return 2
+        return outcome.EXIT_BAD_INPUT
     (args.out / STORE).unlink(missing_ok=True)
     store = ResultsStore(args.out / STORE)
     for record in records:
@@ -107,4 +112,6 @@ def main(argv: list[str] | None = None) -> int:
           f"compliance: {compliance['verdict']} ({compliance['reason']})\ngate: {gate['verdict']} ({gate['reason']})")
     if notes and notes.machine_differences:
         print("WARNING: the baseline comes from a different machine: " + "; ".join(notes.machine_differences))
-    return 1 if gate["verdict"] == "fail" else 0
+    status = outcome.exit_status(records, args.strict)
+    print(f"exit {status}: {EXIT_MEANINGS[status]}")
+    return status

@@ -342,6 +342,11 @@ class ComplianceRun:
                 return accuracy.top1(runner, card, self._split_for(card, "evaluation"))
         return self._once(("top1", cell.model, cell.recipe), evaluate)
 
+    def latency_samples(self, cell: Cell) -> np.ndarray | None:
+        """The samples (ms) the cell's latency was judged on; None where it was projected, not timed."""
+        key = ("latency-run", cell.id)
+        return self._memo[key].samples_ms if isinstance(self._memo.get(key), LatencyRun) else None
+
     def _latency_run(self, cell: Cell) -> LatencyRun:
         def run() -> LatencyRun:
             if self.options.device is not None:

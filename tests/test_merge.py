@@ -3,8 +3,10 @@ from __future__ import annotations
 
 import json
 import subprocess
+from pathlib import Path
 
 from crafted import crafted_records, write_shard
+from test_plugin import FAST, suite  # noqa: F401  (the pytester fixture running the compliance suite)
 
 from harness.gate.baseline import load_baseline, save_baseline
 from harness.merge import main
@@ -68,3 +70,30 @@ def test_merge_keeps_a_verdict_the_shard_reached_and_gates_only_the_rest(tmp_pat
 def test_a_folder_that_is_no_report_is_refused(tmp_path, capsys):
     assert main(["merge", "--out", str(tmp_path / "out"), str(tmp_path)]) == 2
     assert "is not a dms-ncap report folder" in capsys.readouterr().err
+
+
+def _measured_shard(suite, card, folder, name: str, limits: str) -> Path:
+    """A shard the real plugin writes: the tiny model run through the compliance suite with these limits."""
+    requirements = suite.path / f"{name}.yaml"
+    requirements.write_text(limits)
+    shard = suite.path / name
+    suite.runpytest("-m", "ncap", "--model", str(card), "--dataset", str(folder), "--precision", "fp32,int8",
+                    *FAST, "--ncap-requirements", str(requirements), "--ncap-report", str(shard))
+    return shard
+
+
+def test_merge_exit_codes_gate_on_requirements_not_only_on_regressions(suite, tiny_card, image_folder, capsys):
+    passing = _measured_shard(suite, tiny_card, image_folder, "ok", "latency_ms: 50\n")
+    assert main(["merge", "--out", str(suite.path / "m-ok"), str(passing)]) == 0
+    # power is only an estimate on this machine (a skip): --strict calls that evidence incomplete
+    assert main(["merge", "--strict", "--out", str(suite.path / "m-strict"), str(passing)]) == 3
+    late = _measured_shard(suite, tiny_card, image_folder, "late", "latency_ms: 0.000001\n")
+    assert main(["merge", "--out", str(suite.path / "m-late"), str(late)]) == 1
+    assert "compliance: not compliant" in capsys.readouterr().out
+
+
+def test_a_figure_in_error_makes_the_merge_incomplete(tmp_path, capsys):
+    records = crafted_records()
+    records[0] |= {"verdict": "error", "message": "the board was lost"}
+    assert main(["merge", "--out", str(tmp_path / "out"), str(write_shard(tmp_path / "s", records))]) == 3
+    assert "exit 3: incomplete evidence" in capsys.readouterr().out

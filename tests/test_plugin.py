@@ -155,3 +155,16 @@ def test_a_detector_is_timed_but_its_accuracy_is_skipped_with_the_reason(suite, 
     result.stdout.fnmatch_lines(["*det is a detector: its accuracy is mAP on labelled boxes*"])
     latency = [r for r in records(suite) if r["metric"] == "latency"]
     assert latency and all(r["verdict"] == "pass" for r in latency)
+
+
+def test_latency_cells_reach_pytest_benchmark_json_with_the_judged_samples(suite, tiny_card, image_folder):
+    result = run_suite(suite, tiny_card, image_folder, "--benchmark-json", "bench.json")
+    result.assert_outcomes(passed=5, skipped=5)
+    benchmarks = {b["extra_info"]["cell"]: b for b in json.loads((suite.path / "bench.json").read_text())["benchmarks"]}
+    assert set(benchmarks) == {"tiny-fp32-host", "tiny-int8-host"}
+    for record in (r for r in records(suite) if r["metric"] == "latency"):
+        stats = benchmarks[record["cell"]]["stats"]
+        assert stats["rounds"] == record["n"]  # every judged sample, one inference each
+        assert stats["median"] * 1e3 == pytest.approx(record["p50_ms"], rel=1e-9)
+        assert stats["max"] * 1e3 == pytest.approx(record["max_ms"], rel=1e-9)
+        assert benchmarks[record["cell"]]["group"] == "ncap latency"

@@ -7,6 +7,9 @@ from harness.catalog import is_requirement
 
 UNPROVEN_GRADES = ("projected", "estimated")
 
+# `ncap merge` exit codes (README, "Exit codes"); 2 is argparse's and ours for bad input
+EXIT_PASSED, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_INCOMPLETE = 0, 1, 2, 3
+
 
 def compliance(records: list[dict[str, Any]]) -> dict[str, str]:
     """compliant, not compliant, or provisional (a requirement skipped, in error, or shown only by a
@@ -41,6 +44,19 @@ def gate(records: list[dict[str, Any]]) -> dict[str, str]:
         return {"verdict": "incomplete", "reason": (f"{len(passed)} cell(s) compared, none regressed; "
                                                     f"{len(unsettled)} not compared: {_names(unsettled)}")}
     return {"verdict": "pass", "reason": f"{len(passed)} cell(s) compared, none regressed"}
+
+
+def exit_status(records: list[dict[str, Any]], strict: bool = False) -> int:
+    """What CI should do with these records: fail on a failed requirement or a regression; call the evidence
+    incomplete when a figure is in error, or, under `strict`, when a requirement is not established by a
+    measured pass (skipped, projected or estimated); pass otherwise."""
+    if compliance(records)["verdict"] == "not compliant" or gate(records)["verdict"] == "fail":
+        return EXIT_FAILED
+    if any(r["verdict"] == "error" for r in records):
+        return EXIT_INCOMPLETE
+    if strict and compliance(records)["verdict"] != "compliant":
+        return EXIT_INCOMPLETE
+    return EXIT_PASSED
 
 
 def _names(records: list[dict[str, Any]]) -> str:
