@@ -41,6 +41,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--ncap-min-runs", type=int, default=LatencyPlan.min_runs, help="latency: at least this many runs")
     group.addoption("--ncap-min-seconds", type=float, default=LatencyPlan.min_seconds,
                     help="latency: and at least this long")
+    group.addoption("--ncap-denormals-as-zero", action="store_true",
+                    help="ONNX Runtime's session.set_denormal_as_zero: its intra-op worker threads flush denormal "
+                         "floats to zero (ONNX Runtime's scope: with --ncap-threads 1 there are none). Off by default, "
+                         "as deployed runtimes run; recorded in each latency record's settings")
     group.addoption("--ncap-assert-estimates", action="store_true",
                     help="assert estimated power figures instead of skipping them")
     group.addoption("--ncap-power-meter", metavar="SPEC",
@@ -97,7 +101,8 @@ def _run_options(config: pytest.Config) -> RunOptions:
                       assert_estimates=config.getoption("ncap_assert_estimates"),
                       requirements_file=requirements_file, strict=config.getoption("ncap_strict"),
                       power_meter=config.getoption("ncap_power_meter"), device=_device(config, platform),
-                      baseline=load_baseline(baseline_file) if baseline_file else None, gate=gate, **extra)
+                      baseline=load_baseline(baseline_file) if baseline_file else None, gate=gate,
+                      denormals_as_zero=config.getoption("ncap_denormals_as_zero"), **extra)
 
 
 def _device(config: pytest.Config, platform: Platform) -> DeviceAddress | None:

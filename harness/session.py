@@ -30,7 +30,7 @@ from harness.gate.compare import SecondLook, Thresholds, regression_verdict
 from harness.measure import accuracy, memory
 from harness.measure.latency import LatencyPlan, LatencyRun, time_alternating, time_inferences
 from harness.measure.power import meter_for
-from harness.measure.stats import LatencyStats
+from harness.measure.stats import InputSpread, LatencyStats
 from harness.models import zoo
 from harness.models.card import ModelCard, load_card
 from harness.models.train import TrainedModel, class_names, reference_model, trained_model
@@ -52,6 +52,10 @@ PROJECTION_CAVEAT = "projected, provisional: a projection is not homologation ev
 PROJECTION_ERROR = ("unknown on the target; on the host the same method's error is measured by "
                     "benchmarks/projection_error.py (see the README)")
 METRICS = ("latency", "memory", "power", "accuracy")
+# Latency is timed over the evaluation images in this seeded order, as many as fit this budget once preprocessed
+# (all 1000 embedded images at 64x64 take 49 MB; at 640x640 the budget holds 54)
+TIMING_ORDER_SEED = 0
+TIMING_INPUTS_BYTES = 256 * 2**20
 # what every record carries about its artifact (from the manifest): size and complexity before/after the recipe
 ARTIFACT_FIGURES = ("size_bytes", "params_before", "params_after", "macs_before", "macs_after")
 
@@ -73,6 +77,7 @@ class RunOptions:
     strict: bool = False  # homologation mode: only `measured` (on-target) evidence can pass
     power_meter: str | None = None  # --ncap-power-meter SPEC, read on the board with a device; else RAPL or estimate
     device: DeviceAddress | None = None  # --device or the profile's `device:`: figures are measured on that board
+    denormals_as_zero: bool = False  # --ncap-denormals-as-zero: off, as deployed runtimes run
 
 
 @dataclass(frozen=True)
@@ -228,9 +233,12 @@ class ComplianceRun:
         # a board is identified by its address and runtime settings; the host by its CPU and versions
         machine = {"device": str(self.options.device), **settings} if self.options.device else \
             machine_fingerprint(self.options.threads)
+        spread = InputSpread.from_samples(run.samples_ms, run.input_index)
         return Record(cell, "latency", verdict, self._grade, method, limit.value, limit.source,
                       {**dataclasses.asdict(stats), "settings": settings, "samples_ms": sample_summary(run.samples_ms),
-                       "machine": machine})
+                       "machine": machine, "timing_inputs": spread.inputs, "timing_order_seed": TIMING_ORDER_SEED,
+                       "fastest_decile_p50_ms": spread.fastest_decile_p50_ms,
+                       "slowest_decile_p50_ms": spread.slowest_decile_p50_ms})
 
     def _memory(self, cell: Cell) -> Record:
         artifact = self.artifact(cell)
@@ -350,8 +358,7 @@ class ComplianceRun:
     def _latency_run(self, cell: Cell) -> LatencyRun:
         def run() -> LatencyRun:
             if self.options.device is not None:
-                device_run = self._device_run(cell)
-                return LatencyRun(np.asarray(device_run.samples_ms), device_run.power)
+                return self._device_run(cell).latency_run()
             return self._time_cell(cell)
         return self._once(("latency-run", cell.id), run)
 
@@ -370,7 +377,8 @@ class ComplianceRun:
         # two sessions taking turns: neither may keep its idle workers spinning on the CPU the other needs
         with (self._runner(before, spinning=False) as baseline_runner,
               self._runner(self.artifact(cell).card, spinning=False) as runner):
-            timings = time_alternating(baseline_runner, runner, self._sample(before), self.options.latency_plan)
+            timings = time_alternating(baseline_runner, runner, self._timing_inputs(before),
+                                       self.options.latency_plan)
         return sample_summary(timings[0]), sample_summary(timings[1])
 
     def _reprobe(self, cell: Cell, stored: dict[str, Any]) -> tuple[float, float]:
@@ -394,15 +402,14 @@ class ComplianceRun:
         """A fresh timing of the cell's artifact (new session, or a new run on the board): the latency run,
         and the regression gate's confirmation of a slow-down."""
         if self.options.device is not None:
-            device_run = self._run_on_device(cell)
-            return LatencyRun(np.asarray(device_run.samples_ms), device_run.power)
+            return self._run_on_device(cell).latency_run()
         card = self.artifact(cell).card
         with self._runner(card) as runner:
-            return time_inferences(runner, self._sample(card), self.options.latency_plan,
+            return time_inferences(runner, self._timing_inputs(card), self.options.latency_plan,
                                    meter_for(self.options.platform, self.options.power_meter))
 
     def _probe(self, card: ModelCard) -> memory.MemoryReading:
-        return memory.measure_peak_memory(card.onnx, self._sample(card), input_name=card.input.name,
+        return memory.measure_peak_memory(card.onnx, self._timing_inputs(card)[:1], input_name=card.input.name,
                                           output_name=card.output.name, provider=self._provider,
                                           threads=self.options.threads)
 
@@ -413,9 +420,10 @@ class ComplianceRun:
     def _run_on_device(self, cell: Cell) -> DeviceRun:
         card = self.artifact(cell).card
         evaluation = self._split_for(card, "evaluation")
-        job = DeviceJob(card.onnx, self._sample(card), preprocess.to_tensor(evaluation.images, card.input),
+        job = DeviceJob(card.onnx, preprocess.to_tensor(evaluation.images, card.input), self._timing_order(card),
                         self.options.platform.runtime, cell.precision, self.options.threads,
-                        self.options.latency_plan, self.options.power_meter, card.input.name, card.output.name)
+                        self.options.latency_plan, self.options.power_meter, card.input.name, card.output.name,
+                        self.options.denormals_as_zero)
         self.progress(f"running {cell.id} on {self.options.device}")
         return run_on_device(self.options.device, job)
 
@@ -432,7 +440,8 @@ class ComplianceRun:
 
     def _runner(self, card: ModelCard, spinning: bool = True) -> OnnxRuntimeRunner:
         return OnnxRuntimeRunner(card.onnx, input_name=card.input.name, output_name=card.output.name,
-                                 provider=self._provider, threads=self.options.threads, spinning=spinning)
+                                 provider=self._provider, threads=self.options.threads, spinning=spinning,
+                                 denormals_as_zero=self.options.denormals_as_zero)
 
     def _runner_settings(self, cell: Cell) -> dict[str, Any]:
         card = self.artifact(cell).card
@@ -440,9 +449,19 @@ class ComplianceRun:
         return settings | {"input": f"{card.input.layout} {card.input.channels}x"
                                            f"{card.input.size[0]}x{card.input.size[1]}"}
 
-    def _sample(self, card: ModelCard) -> np.ndarray:
-        """The batch-1 input timed for latency: the first evaluation image, preprocessed."""
-        return preprocess.to_tensor(self._split_for(card, "evaluation").images[:1], card.input)
+    def _timing_order(self, card: ModelCard) -> np.ndarray:
+        """Which evaluation images are timed, in which order: a seeded random order of the whole split, cut to
+        what fits TIMING_INPUTS_BYTES once preprocessed."""
+        count = len(self._split_for(card, "evaluation").images)
+        per_input = 4 * card.input.channels * card.input.size[0] * card.input.size[1]
+        return np.random.default_rng(TIMING_ORDER_SEED).permutation(count)[:max(1, TIMING_INPUTS_BYTES // per_input)]
+
+    def _timing_inputs(self, card: ModelCard) -> np.ndarray:
+        """The batch-1 inputs timed for latency, stacked in timing order: preprocessed once, held in memory."""
+        def preprocessed() -> np.ndarray:
+            images = self._split_for(card, "evaluation").images
+            return preprocess.to_tensor([images[i] for i in self._timing_order(card)], card.input)
+        return self._once(("timing-inputs", card.input.model_dump_json()), preprocessed)
 
     def _split_for(self, card: ModelCard, split: str) -> ImageSet:
         """A split with its labels renumbered into the card's class order (names must match); a detector

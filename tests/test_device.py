@@ -34,8 +34,8 @@ def tiny_job(tmp_path) -> DeviceJob:
     from conftest import tiny_classifier
 
     inputs = np.random.default_rng(0).standard_normal((30, 3, 16, 16)).astype(np.float32)
-    return DeviceJob(tiny_classifier(tmp_path / "tiny.onnx"), inputs[:1], inputs, Runtime(name="onnxruntime"),
-                     "fp32", 1, QUICK)
+    return DeviceJob(tiny_classifier(tmp_path / "tiny.onnx"), inputs, np.random.default_rng(1).permutation(30),
+                     Runtime(name="onnxruntime"), "fp32", 1, QUICK)
 
 
 def crashing_python(folder: Path, after_s: float) -> Path:

@@ -1,7 +1,7 @@
 """The device-side runner: `python -m harness.device.agent MODEL ...` on the board.
 
-It loads the artifact with the platform's runtime, times batch-1 inferences (the harness's own
-latency loop, with the power meter read on the board), notes the process's peak memory, then runs
+It loads the artifact with the platform's runtime, times batch-1 inferences over the inputs it was sent,
+in the order it was sent (the harness's own latency loop, with the power meter read on the board), notes the process's peak memory, then runs
 the evaluation inputs, and streams everything back as JSON lines the moment it exists, so a run
 that dies part-way still hands over what it measured. It needs only numpy and the runtime on the
 board: it imports no harness module that would pull in torch, pandas or pydantic.
@@ -35,7 +35,8 @@ def open_runner(args: argparse.Namespace) -> Runner:
         from harness.runtimes.onnxruntime.runner import OnnxRuntimeRunner
 
         return OnnxRuntimeRunner(args.model, input_name=args.input_name, output_name=args.output_name,
-                                 provider=args.provider, threads=args.threads)
+                                 provider=args.provider, threads=args.threads,
+                                 denormals_as_zero=args.denormals_as_zero)
     if args.runtime == "tensorrt":
         from harness.runtimes.tensorrt.runner import TensorRTRunner
 
@@ -56,18 +57,17 @@ def run(args: argparse.Namespace) -> None:
         loaded = status_bytes("VmRSS")
         emit("loaded", settings=runner.settings)
         plan = LatencyPlan(args.warmup, args.min_runs, args.min_seconds)
-        timed = time_inferences(runner, np.load(args.sample), plan, meter, lambda ms: emit("latency", ms=ms))
+        inputs = np.load(args.inputs)
+        timed = time_inferences(runner, inputs[np.load(args.timing_order)], plan, meter,
+                                lambda ms, row: emit("latency", ms=ms, input=row))
         if timed.power is not None:
             emit("power", **dataclasses.asdict(timed.power))
         # the deployment's peak: batch-1 inference, before the evaluation batches raise it
         emit("memory", peak_mb=status_bytes("VmHWM") / 2**20, loaded_mb=loaded / 2**20, baseline_mb=baseline / 2**20)
-        if args.inputs is not None:
-            inputs = np.load(args.inputs)
-            step = min(args.batch, runner.max_batch or args.batch)
-            for start in range(0, len(inputs), step):
-                scores = runner.infer(inputs[start:start + step])
-                emit("scores", shape=list(scores.shape),
-                     top1=scores.reshape(len(scores), -1).argmax(axis=1).tolist())
+        step = min(args.batch, runner.max_batch or args.batch)
+        for start in range(0, len(inputs), step):
+            scores = runner.infer(inputs[start:start + step])
+            emit("scores", shape=list(scores.shape), top1=scores.reshape(len(scores), -1).argmax(axis=1).tolist())
     emit("done")
 
 
@@ -81,8 +81,11 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--input-name")
     parser.add_argument("--output-name")
-    parser.add_argument("--sample", type=Path, required=True, help="the batch-1 input timed (.npy)")
-    parser.add_argument("--inputs", type=Path, help="evaluation inputs (.npy), answered with top-1 indices")
+    parser.add_argument("--inputs", type=Path, required=True,
+                        help="evaluation inputs (.npy), answered with top-1 indices")
+    parser.add_argument("--timing-order", type=Path, required=True,
+                        help="rows of the inputs timed for latency, in order (.npy of indices)")
+    parser.add_argument("--denormals-as-zero", action="store_true", help="ONNX Runtime flushes denormals to zero")
     parser.add_argument("--batch", type=int, default=100)
     parser.add_argument("--warmup", type=int, default=LatencyPlan.warmup_runs)
     parser.add_argument("--min-runs", type=int, default=LatencyPlan.min_runs)

@@ -20,7 +20,7 @@ from harness.device.address import DeviceAddress
 from harness.device.ssh import SshSession
 from harness.errors import NcapError
 from harness.gate.baseline import sample_summary
-from harness.measure.latency import LatencyPlan
+from harness.measure.latency import LatencyPlan, LatencyRun
 from harness.measure.memory import MemoryReading
 from harness.measure.power import PowerReading
 from harness.platform import Runtime
@@ -37,8 +37,8 @@ class DeviceRunError(NcapError):
 @dataclass(frozen=True)
 class DeviceJob:
     model: Path
-    sample: np.ndarray  # the batch-1 input to time
-    inputs: np.ndarray | None  # evaluation inputs, answered with top-1 indices
+    inputs: np.ndarray  # evaluation inputs, answered with top-1 indices
+    timing_order: np.ndarray  # which rows of `inputs` are timed for latency, in that order
     runtime: Runtime
     precision: str
     threads: int
@@ -46,6 +46,7 @@ class DeviceJob:
     power_meter: str | None = None  # a meter spec read on the board
     input_name: str | None = None
     output_name: str | None = None
+    denormals_as_zero: bool = False
 
 
 @dataclass
@@ -55,6 +56,7 @@ class DeviceRun:
     device: str
     settings: dict[str, Any] = field(default_factory=dict)
     samples_ms: list[float] = field(default_factory=list)
+    input_index: list[int] = field(default_factory=list)  # the timed input (its place in the timing order) per sample
     power: PowerReading | None = None
     memory: MemoryReading | None = None
     top1: list[int] = field(default_factory=list)
@@ -65,6 +67,7 @@ class DeviceRun:
         kind = event.pop("event")
         if kind == "latency":
             self.samples_ms.append(event["ms"])
+            self.input_index.append(event["input"])
         elif kind == "loaded":
             self.settings = event["settings"] | {"device": self.device}
         elif kind == "power":
@@ -80,6 +83,9 @@ class DeviceRun:
             raise NcapError(f"the runner on {self.device} failed: {event['message']}")
         elif kind == "done":
             self.done = True
+
+    def latency_run(self) -> LatencyRun:
+        return LatencyRun(np.asarray(self.samples_ms), self.power, np.asarray(self.input_index))
 
     def partial_figures(self) -> dict[str, Any]:
         """What a broken run measured, kept in the error's record."""
@@ -115,9 +121,8 @@ def run_on_device(address: DeviceAddress, job: DeviceJob) -> DeviceRun:
         try:
             ssh.put(agent_bundle(), f"{workdir}/agent.tar.gz")
             ssh.put(job.model.read_bytes(), f"{workdir}/model{job.model.suffix}")
-            ssh.put(_npy(job.sample), f"{workdir}/sample.npy")
-            if job.inputs is not None:
-                ssh.put(_npy(job.inputs), f"{workdir}/inputs.npy")
+            ssh.put(_npy(job.inputs), f"{workdir}/inputs.npy")
+            ssh.put(_npy(job.timing_order), f"{workdir}/timing_order.npy")
             ssh.check_output([address.python, "-m", "tarfile", "-e", f"{workdir}/agent.tar.gz", workdir])
             remote = ssh.run(_agent_argv(address, job), cwd=workdir, pythonpath=workdir)
             try:
@@ -142,12 +147,13 @@ def run_on_device(address: DeviceAddress, job: DeviceJob) -> DeviceRun:
 def _agent_argv(address: DeviceAddress, job: DeviceJob) -> list[str]:
     runtime, plan = job.runtime, job.plan
     argv = [address.python, "-m", "harness.device.agent", f"model{job.model.suffix}", "--runtime", runtime.name,
-            "--precision", job.precision, "--threads", str(job.threads), "--sample", "sample.npy",
+            "--precision", job.precision, "--threads", str(job.threads), "--inputs", "inputs.npy",
+            "--timing-order", "timing_order.npy",
             "--warmup", str(plan.warmup_runs), "--min-runs", str(plan.min_runs), "--min-seconds", str(plan.min_seconds)]
     optional = {"--provider": runtime.execution_provider, "--delegate": runtime.delegate,
-                "--input-name": job.input_name, "--output-name": job.output_name, "--power": job.power_meter,
-                "--inputs": "inputs.npy" if job.inputs is not None else None}
-    return argv + [item for flag, value in optional.items() if value for item in (flag, value)]
+                "--input-name": job.input_name, "--output-name": job.output_name, "--power": job.power_meter}
+    flags = ["--denormals-as-zero"] if job.denormals_as_zero else []
+    return argv + flags + [item for flag, value in optional.items() if value for item in (flag, value)]
 
 
 def _remove(ssh: SshSession, workdir: str) -> None:

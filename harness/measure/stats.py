@@ -42,3 +42,41 @@ class LatencyStats:
                    std_ms=float(samples.std(ddof=1)) if samples.size > 1 else 0.0,
                    p50_ms=float(p50), p90_ms=float(p90), p99_ms=float(p99), max_ms=float(samples.max()),
                    p99_ucb_ms=order_statistic_upper_bound(samples, 0.99, confidence))
+
+
+@dataclass(frozen=True)
+class InputSpread:
+    """How much the time depends on the input: the median latency of the fastest and the slowest tenth of the
+    inputs. Inputs are ranked on their even-numbered runs and read on their odd-numbered ones: ranked and read
+    on the same runs, timing noise alone would make the fastest tenth look fast and the slowest look slow."""
+
+    inputs: int  # distinct inputs timed
+    fastest_decile_p50_ms: float | None  # None with fewer than 10 inputs timed at least twice
+    slowest_decile_p50_ms: float | None
+
+    @classmethod
+    def from_samples(cls, samples_ms: np.ndarray, input_index: np.ndarray) -> InputSpread:
+        samples, inputs = np.asarray(samples_ms, dtype=np.float64), np.asarray(input_index)
+        occurrence = _occurrence(inputs)
+        distinct = np.unique(inputs)
+        ranked = [i for i in distinct if np.any((inputs == i) & (occurrence % 2 == 1))]
+        if len(ranked) < 10:
+            return cls(len(distinct), None, None)
+        rank_by = np.array([np.median(samples[(inputs == i) & (occurrence % 2 == 0)]) for i in ranked])
+        tenth = max(1, len(ranked) // 10)
+        order = np.asarray(ranked)[np.argsort(rank_by, kind="stable")]
+        read = occurrence % 2 == 1
+
+        def p50_of(group: np.ndarray) -> float:
+            return float(np.median(samples[read & np.isin(inputs, group)]))
+        return cls(len(distinct), p50_of(order[:tenth]), p50_of(order[-tenth:]))
+
+
+def _occurrence(inputs: np.ndarray) -> np.ndarray:
+    """For each sample, how many earlier samples ran the same input (0 for its first run)."""
+    seen: dict[int, int] = {}
+    occurrence = np.empty(len(inputs), dtype=np.int64)
+    for position, value in enumerate(inputs.tolist()):
+        occurrence[position] = seen.get(value, 0)
+        seen[value] = occurrence[position] + 1
+    return occurrence
