@@ -346,7 +346,7 @@ class ComplianceRun:
                 run = self._device_run(cell)
                 return accuracy.top1_of_predictions(run.top1, run.score_shapes, card,
                                                     self._split_for(card, "evaluation"))
-            with self._runner(card) as runner:
+            with self.runner(card) as runner:
                 return accuracy.top1(runner, card, self._split_for(card, "evaluation"))
         return self._once(("top1", cell.model, cell.recipe), evaluate)
 
@@ -375,9 +375,9 @@ class ComplianceRun:
             return None
         self.progress(f"timing {cell.id} beside the baseline's artifact")
         # two sessions taking turns: neither may keep its idle workers spinning on the CPU the other needs
-        with (self._runner(before, spinning=False) as baseline_runner,
-              self._runner(self.artifact(cell).card, spinning=False) as runner):
-            timings = time_alternating(baseline_runner, runner, self._timing_inputs(before),
+        with (self.runner(before, spinning=False) as baseline_runner,
+              self.runner(self.artifact(cell).card, spinning=False) as runner):
+            timings = time_alternating(baseline_runner, runner, self.timing_inputs(before),
                                        self.options.latency_plan)
         return sample_summary(timings[0]), sample_summary(timings[1])
 
@@ -404,12 +404,12 @@ class ComplianceRun:
         if self.options.device is not None:
             return self._run_on_device(cell).latency_run()
         card = self.artifact(cell).card
-        with self._runner(card) as runner:
-            return time_inferences(runner, self._timing_inputs(card), self.options.latency_plan,
+        with self.runner(card) as runner:
+            return time_inferences(runner, self.timing_inputs(card), self.options.latency_plan,
                                    meter_for(self.options.platform, self.options.power_meter))
 
     def _probe(self, card: ModelCard) -> memory.MemoryReading:
-        return memory.measure_peak_memory(card.onnx, self._timing_inputs(card)[:1], input_name=card.input.name,
+        return memory.measure_peak_memory(card.onnx, self.timing_inputs(card)[:1], input_name=card.input.name,
                                           output_name=card.output.name, provider=self._provider,
                                           threads=self.options.threads)
 
@@ -438,14 +438,14 @@ class ComplianceRun:
     def _provider(self) -> str:
         return self.options.platform.runtime.execution_provider or "CPUExecutionProvider"
 
-    def _runner(self, card: ModelCard, spinning: bool = True) -> OnnxRuntimeRunner:
+    def runner(self, card: ModelCard, spinning: bool = True) -> OnnxRuntimeRunner:
         return OnnxRuntimeRunner(card.onnx, input_name=card.input.name, output_name=card.output.name,
                                  provider=self._provider, threads=self.options.threads, spinning=spinning,
                                  denormals_as_zero=self.options.denormals_as_zero)
 
     def _runner_settings(self, cell: Cell) -> dict[str, Any]:
         card = self.artifact(cell).card
-        settings = self._device_run(cell).settings if self.options.device is not None else self._runner(card).settings
+        settings = self._device_run(cell).settings if self.options.device is not None else self.runner(card).settings
         return settings | {"input": f"{card.input.layout} {card.input.channels}x"
                                            f"{card.input.size[0]}x{card.input.size[1]}"}
 
@@ -456,7 +456,7 @@ class ComplianceRun:
         per_input = 4 * card.input.channels * card.input.size[0] * card.input.size[1]
         return np.random.default_rng(TIMING_ORDER_SEED).permutation(count)[:max(1, TIMING_INPUTS_BYTES // per_input)]
 
-    def _timing_inputs(self, card: ModelCard) -> np.ndarray:
+    def timing_inputs(self, card: ModelCard) -> np.ndarray:
         """The batch-1 inputs timed for latency, stacked in timing order: preprocessed once, held in memory."""
         def preprocessed() -> np.ndarray:
             images = self._split_for(card, "evaluation").images
