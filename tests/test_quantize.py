@@ -12,6 +12,7 @@ from harness.data.dataset import Dataset, ImageSet
 from harness.errors import NcapError
 from harness.measure.accuracy import top1
 from harness.models.card import load_card
+from harness.optimize import mixed
 from harness.optimize.passes import PassContext
 from harness.optimize.recipe import build_artifact, parse_recipe
 from harness.runtimes.onnxruntime.runner import OnnxRuntimeRunner
@@ -120,8 +121,26 @@ def test_search_meets_the_budget_with_the_fragile_layer_in_float(tmp_path, budge
     assert parse_recipe(f"mixed:{budget}")[-1].accuracy_budget_pt == budget
 
 
-def test_mixed_without_an_evaluation_split_says_so(tmp_path):
+def test_the_mixed_search_scores_on_the_calibration_split_never_the_evaluation_split(tmp_path, monkeypatch):
+    card, context = _context(tmp_path, _classifier(tmp_path / "fragile.onnx", fragile=True))
+    calibration = ImageSet(context.calibration.images[:40], context.calibration.labels[:40])
+    evaluation = ImageSet(context.calibration.images[40:], context.calibration.labels[40:])
+    dataset = Dataset("disjoint halves", context.dataset.classes, calibration, calibration, evaluation, "halves")
+    scored: list[np.ndarray] = []
+
+    def spy(runner, card, split):
+        scored.append(split.images)
+        return top1(runner, card, split)
+    monkeypatch.setattr(mixed, "top1", spy)
+    build_artifact(card, parse_recipe("mixed:1"), PassContext(card, calibration, dataset.fingerprint, dataset))
+    seen = {image.tobytes() for images in scored for image in images}
+    assert scored and not seen & {image.tobytes() for image in evaluation.images}
+
+
+def test_an_artifact_is_rebuilt_when_the_card_feeds_the_model_differently(tmp_path):
     card, context = _context(tmp_path, tiny_classifier(tmp_path / "m.onnx", size=SIZE))
-    bare = PassContext(card, context.calibration, context.data_fingerprint)
-    with pytest.raises(NcapError, match="needs the evaluation split"):
-        build_artifact(card, parse_recipe("mixed"), bare)
+    before = build_artifact(card, parse_recipe("int8"), context)
+    shifted = card.model_copy(update={"input": card.input.model_copy(update={"mean": (0.2, 0.2, 0.2)})})
+    after = build_artifact(shifted, parse_recipe("int8"), PassContext(shifted, context.calibration,
+                                                                      context.data_fingerprint, context.dataset))
+    assert after.sha256 != before.sha256  # calibrated on differently normalised inputs: other scales

@@ -20,7 +20,6 @@ import onnx
 
 from harness.data import preprocess
 from harness.data.dataset import ImageSet
-from harness.errors import NcapError
 from harness.measure.accuracy import top1
 from harness.measure.latency import LatencyPlan, time_inferences
 from harness.optimize.passes import Int8, PassContext, prepare_for_quantization
@@ -53,7 +52,10 @@ class Mixed:
                 "layer_ops": list(LAYER_OPS), "int8": self.int8.params()}
 
     def apply(self, source: Path, target: Path, context: PassContext) -> dict[str, Any]:
-        split = _search_split(context, self.search_images)
+        # the calibration split, never the evaluation split: a search that picked its layers on the images the
+        # accuracy test then scores would report a drop biased by that selection
+        split = ImageSet(context.calibration.images[:self.search_images],
+                         context.calibration.labels[:self.search_images])
         with tempfile.TemporaryDirectory(prefix="ncap-mixed-") as scratch:
             prepared = Path(scratch) / "prepared.onnx"
             upgraded_from = prepare_for_quantization(source, prepared)
@@ -185,16 +187,6 @@ def _drop_unread(graph: onnx.GraphProto) -> None:
             return
         graph.ClearField("node")
         graph.node.extend(kept)
-
-
-def _search_split(context: PassContext, limit: int) -> ImageSet:
-    """The first `limit` evaluation images, labels renumbered into the card's class order."""
-    if context.dataset is None:
-        raise NcapError("the mixed pass measures accuracy while it searches, so it needs the evaluation split; "
-                        "run it through a compliance run (or give PassContext a dataset)")
-    dataset, card = context.dataset, context.card
-    order = np.array([card.classes.index(name) for name in dataset.classes])
-    return ImageSet(dataset.evaluation.images[:limit], order[dataset.evaluation.labels[:limit]])
 
 
 def _name_layers(model_path: Path) -> list[str]:

@@ -110,10 +110,12 @@ def build_artifact(card: ModelCard, recipe: list[Pass], context: PassContext) ->
     """Apply each pass in turn; each step is cached by the content of its input and its parameters."""
     check_onnx(card.onnx)
     source, source_sha = card.onnx, cache.file_sha256(card.onnx)
+    # how the model is fed and read: calibration and the mixed search preprocess with it
+    feeding = card.model_dump(mode="json", include={"input", "output", "classes"})
     steps = []
     for step in recipe:
-        key = cache.content_key(source_sha, step.name, step.params(), context.data_fingerprint, onnx.__version__,
-                                onnxruntime.__version__, torch.__version__, _code_sha256(step))
+        key = cache.content_key(source_sha, step.name, step.params(), context.data_fingerprint, feeding,
+                                onnx.__version__, onnxruntime.__version__, torch.__version__, _code_sha256(step))
         folder = cache.cache_root() / "artifacts" / key[:32]
         if not (folder / "step.json").is_file():
             _run_step(step, source, folder, context)
