@@ -1,6 +1,7 @@
 """The pytest plugin: options, markers and hooks only (fixtures live in harness.fixtures)."""
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import pytest
@@ -9,7 +10,8 @@ from harness.device.address import DeviceAddress
 from harness.errors import NcapError
 from harness.gate.baseline import load_baseline, save_baseline
 from harness.gate.compare import GateNotes, Thresholds, gate_notes
-from harness.measure.latency import LatencyPlan
+from harness.measure.latency import MIN_RUNS_FOR_P99_BOUND, LatencyPlan
+from harness.measure.meters import check_spec
 from harness.optimize.recipe import expand_recipe, known_precisions, parse_recipe
 from harness.platform import Platform, load_platform
 from harness.requirements import load_requirements
@@ -89,8 +91,9 @@ def _run_options(config: pytest.Config) -> RunOptions:
     for recipe in recipes:
         parse_recipe(recipe)  # a malformed recipe is a usage error now, not an error in every cell
     requirements_file = config.getoption("ncap_requirements")
-    plan = LatencyPlan(config.getoption("ncap_warmup"), config.getoption("ncap_min_runs"),
-                       config.getoption("ncap_min_seconds"))
+    plan = _latency_plan(config)
+    if config.getoption("ncap_power_meter"):
+        check_spec(config.getoption("ncap_power_meter"))
     baseline_file = config.getoption("ncap_baseline")
     gate = Thresholds(config.getoption("ncap_gate_alpha"), config.getoption("ncap_gate_latency"),
                       config.getoption("ncap_gate_memory"), config.getoption("ncap_gate_accuracy"))
@@ -103,6 +106,19 @@ def _run_options(config: pytest.Config) -> RunOptions:
                       power_meter=config.getoption("ncap_power_meter"), device=_device(config, platform),
                       baseline=load_baseline(baseline_file) if baseline_file else None, gate=gate,
                       denormals_as_zero=config.getoption("ncap_denormals_as_zero"), **extra)
+
+
+def _latency_plan(config: pytest.Config) -> LatencyPlan:
+    """The plan the options ask for, or an NcapError naming the option that cannot give a p99 bound."""
+    warmup, runs, seconds = (config.getoption(name) for name in ("ncap_warmup", "ncap_min_runs", "ncap_min_seconds"))
+    if warmup < 0:
+        raise NcapError(f"--ncap-warmup {warmup} is negative; give 0 or more warm-up runs")
+    if runs < MIN_RUNS_FOR_P99_BOUND:
+        raise NcapError(f"--ncap-min-runs {runs} is too few for a 95 % upper bound on p99; give at least "
+                        f"{MIN_RUNS_FOR_P99_BOUND}")
+    if not math.isfinite(seconds) or seconds < 0:
+        raise NcapError(f"--ncap-min-seconds {seconds} is not a finite, non-negative duration; give e.g. 2")
+    return LatencyPlan(warmup, runs, seconds)
 
 
 def _device(config: pytest.Config, platform: Platform) -> DeviceAddress | None:

@@ -477,12 +477,17 @@ class ComplianceRun:
         return ImageSet(images.images, order[images.labels])
 
     def _once(self, key: tuple[str, ...], compute: Callable[[], Any]) -> Any:
-        """Memoise a result or the NcapError that prevented it, so a failed step is not retried per test."""
+        """Memoise a result or the error that prevented it, so a failed step is not retried per test. Any
+        exception becomes an NcapError with its type, so it is recorded like the others and the run goes on."""
         if key not in self._memo:
             try:
                 self._memo[key] = compute()
             except NcapError as exc:
                 self._memo[key] = exc
+            except Exception as exc:  # a defect or a third-party failure: an error record, never a lost figure
+                detail = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else "no message"
+                self._memo[key] = NcapError(f"unexpected {type(exc).__name__}: {detail}")
+                self._memo[key].__cause__ = exc
         if isinstance(self._memo[key], NcapError):
             raise self._memo[key]
         return self._memo[key]

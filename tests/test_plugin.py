@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from conftest import SUITE, tiny_classifier, write_card
+from harness.errors import NcapError
 
 FAST = ["-rs", "--ncap-min-runs", "300", "--ncap-min-seconds", "0.05", "--ncap-warmup", "2", "-p", "no:cacheprovider"]
 
@@ -85,6 +86,11 @@ def test_unknown_platform_is_a_usage_error_listing_known_ones(suite):
     ("--model", "no-such-net", "*neither a zoo model*"),
     ("--recipe", "fp16,,int8", "*recipe 'fp16,,int8' has an empty step*"),
     ("--recipe", "sharpen,int8", "*recipe step 'sharpen' names no known pass; known: *"),
+    ("--ncap-power-meter", "nvml:first", "*--ncap-power-meter 'nvml:first' is not a meter spec; use rapl, nvml*"),
+    ("--ncap-power-meter", "bogus", "*--ncap-power-meter 'bogus' is not a meter spec*"),
+    ("--ncap-min-runs", "100", "*--ncap-min-runs 100 is too few for a 95 % upper bound on p99; give at least 299*"),
+    ("--ncap-min-seconds", "nan", "*--ncap-min-seconds nan is not a finite, non-negative duration*"),
+    ("--ncap-warmup", "-1", "*--ncap-warmup -1 is negative*"),
 ])
 def test_bad_selection_is_a_usage_error(suite, option, value, message):
     result = suite.runpytest("-m", "ncap", option, value)
@@ -168,3 +174,20 @@ def test_latency_cells_reach_pytest_benchmark_json_with_the_judged_samples(suite
         assert stats["median"] * 1e3 == pytest.approx(record["p50_ms"], rel=1e-9)
         assert stats["max"] * 1e3 == pytest.approx(record["max_ms"], rel=1e-9)
         assert benchmarks[record["cell"]]["group"] == "ncap latency"
+
+
+def test_an_unexpected_exception_is_recorded_as_an_error_and_the_run_goes_on(tiny_card, image_folder, tmp_path,
+                                                                            monkeypatch):
+    from harness.platform import load_platform
+    from harness.requirements import Requirements
+    from harness.session import ComplianceRun, RunOptions
+
+    options = RunOptions(platform=load_platform("host"), models=(str(tiny_card),), recipes=("fp32",),
+                         requirements=Requirements(), report_dir=tmp_path / "out", dataset_dir=image_folder)
+    run = ComplianceRun(options, progress=lambda message: None)
+    (cell,) = run.cells()
+    monkeypatch.setattr(run, "_accuracy", lambda cell: int("not a number"))
+    with pytest.raises(NcapError, match="unexpected ValueError: invalid literal"):
+        run.measure("accuracy", cell)
+    (record,) = run.store.records()
+    assert record["verdict"] == "error" and "unexpected ValueError" in record["message"]

@@ -152,7 +152,7 @@ def test_nvml_prefers_the_energy_counter(monkeypatch, energy_supported):
 
 
 def test_an_unknown_meter_spec_lists_the_known_ones():
-    with pytest.raises(NcapError, match="unknown power meter 'watt-o-matic'.*nvml"):
+    with pytest.raises(NcapError, match="'watt-o-matic' is not a meter spec.*nvml"):
         meters.meter_from_spec("watt-o-matic")
 
 

@@ -16,10 +16,13 @@ from harness.measure.power import PowerMeter, PowerReading
 from harness.runtimes.base import Runner
 
 
+MIN_RUNS_FOR_P99_BOUND = 299  # the fewest samples whose largest is a distribution-free 95 % bound on p99
+
+
 @dataclass(frozen=True)
 class LatencyPlan:
     warmup_runs: int = 20
-    min_runs: int = 300  # 299 is the least that gives a distribution-free 95 % bound on p99
+    min_runs: int = 300  # at least MIN_RUNS_FOR_P99_BOUND
     min_seconds: float = 2.0
     min_passes: int = 2  # every input timed at least twice: the per-input spread ranks on one pass, reads another
 

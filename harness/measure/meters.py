@@ -154,8 +154,23 @@ def scpi_meter(resource: str, query: str = "MEAS:POW?", backend: str = "", rate_
     return SamplingMeter(source, rate_hz, grade, f"bench power analyser {resource} over SCPI ({query!r})")
 
 
+SPEC_FORMS = "rapl, nvml[:GPU], tegrastats[:RAIL+RAIL], hwmon:hwmonN[:CHANNEL] or scpi:VISA_RESOURCE"
+
+
+def check_spec(spec: str) -> None:
+    """An NcapError naming the mistake when `spec` is not a meter spec; checked at start-up, so a typo is a usage
+    error rather than an error in every cell. Whether the meter is there is known only where it is read."""
+    kind, _, argument = spec.partition(":")
+    name, _, channel = argument.partition(":")
+    well_formed = {"rapl": not argument, "nvml": argument == "" or argument.isdigit(), "tegrastats": True,
+                   "hwmon": bool(name) and (channel == "" or channel.isdigit()), "scpi": bool(argument)}
+    if not well_formed.get(kind, False):
+        raise NcapError(f"--ncap-power-meter {spec!r} is not a meter spec; use {SPEC_FORMS}")
+
+
 def meter_from_spec(spec: str, grade: str = "host-measured") -> PowerMeter:
     """`rapl`, `nvml[:GPU]`, `tegrastats[:RAIL+RAIL]`, `hwmon:hwmonN[:CHANNEL]` or `scpi:VISA_RESOURCE`."""
+    check_spec(spec)
     kind, _, argument = spec.partition(":")
     if kind == "rapl":
         zones = rapl_zones()
@@ -172,7 +187,4 @@ def meter_from_spec(spec: str, grade: str = "host-measured") -> PowerMeter:
         if name not in sensors:
             raise NcapError(f"no INA hwmon sensor {name!r}; found: {', '.join(sensors) or 'none'}")
         return hwmon_meter(sensors[name], int(channel or 1), grade=grade)
-    if kind == "scpi" and argument:
-        return scpi_meter(argument, grade=grade)
-    raise NcapError(f"unknown power meter {spec!r}; use rapl, nvml[:GPU], tegrastats[:RAIL+RAIL], "
-                    "hwmon:hwmonN[:CHANNEL] or scpi:VISA_RESOURCE")
+    return scpi_meter(argument, grade=grade)
