@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 import psutil
 
-from harness.catalog import is_requirement
+from harness.catalog import REFERENCE_RECIPE, is_reference, is_requirement
 from harness.data import preprocess
 from harness.data.dataset import Dataset, ImageSet, SyntheticSpec, embedded_dataset, folder_dataset
 from harness.device.address import DeviceAddress
@@ -154,7 +154,7 @@ class ComplianceRun:
     def _insist_on_measured(self, record: Record) -> Record:
         """--ncap-strict: a pass on anything but on-target evidence becomes a failure for insufficient evidence."""
         if (self.options.strict and record.verdict.status == "pass" and record.grade != "measured"
-                and is_requirement(record.metric, record.cell.precision)):
+                and is_requirement(record.metric, record.cell.recipe)):
             record.verdict = Verdict("fail", f"insufficient evidence: {record.verdict.message}, but the figure is "
                                              f"{record.grade}; --ncap-strict accepts only measured (on-target) figures")
         return record
@@ -275,11 +275,11 @@ class ComplianceRun:
         figures: dict[str, Any] = {"accuracy": top1, "evaluation_images": len(self.dataset.evaluation)}
         method = self._where(f"top-1 on the evaluation split of {self.dataset.name} "
                              f"({len(self.dataset.evaluation)} images), run with {self.options.platform.runtime.name}")
-        if cell.recipe == "fp32":
+        if is_reference(cell.recipe):
             return Record(cell, "accuracy", Verdict("skip", (
                 f"FP32 is the reference the other precisions' drops are measured against (top-1 {top1:.2%})")),
                 self._grade, method, figures=figures)
-        reference = self.top1(Cell(cell.model, "fp32", cell.platform))
+        reference = self.top1(Cell(cell.model, REFERENCE_RECIPE, cell.platform))
         drop_pt = (reference - top1) * 100
         figures |= {"reference_accuracy": reference, "drop_pt": drop_pt}
         limit = self._accuracy_limit(cell)

@@ -58,3 +58,15 @@ def test_a_cells_precision_is_what_its_last_pass_ends_in(recipe, precision):
     from harness.session import Cell
 
     assert Cell("dmsnet", recipe, "host").precision == precision
+
+
+def test_a_recipe_that_ends_in_fp32_is_held_to_its_accuracy_drop_only_the_reference_is_not():
+    from harness.catalog import is_reference
+    from harness.report import outcome
+
+    assert is_reference("fp32") and not is_reference("prune:0.5,fp32") and not is_reference("fp16")
+    pruned = {"cell": "dmsnet-prune:0.5+fp32-host", "metric": "accuracy", "precision": "fp32",
+              "recipe": "prune:0.5,fp32", "verdict": "fail", "grade": "host-measured"}
+    assert outcome.compliance([pruned])["verdict"] == "not compliant"  # its 12 pt drop is not a reference's
+    reference = {**pruned, "cell": "dmsnet-fp32-host", "recipe": "fp32", "verdict": "skip"}
+    assert outcome.compliance([reference])["reason"] == "no requirement was checked"

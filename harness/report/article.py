@@ -5,6 +5,7 @@ from typing import Any
 
 import pandas as pd
 
+from harness.catalog import REFERENCE_RECIPE
 from harness.errors import NcapError
 from harness.platform import Platform, known_platforms, load_platform
 
@@ -29,9 +30,9 @@ def precision_rows(records: pd.DataFrame) -> list[dict[str, Any]]:
     rows = []
     for precision, ((low, high), loss) in PRECISIONS.items():
         claim = f"{low:g}x" if low == high else f"{low:g}-{high:g}x"
-        measured = [(key, row) for key, row in p50.iterrows() if _has(row, "fp32") and _has(row, precision)]
+        measured = [(key, row) for key, row in p50.iterrows() if _has(row, REFERENCE_RECIPE) and _has(row, precision)]
         for (platform, model), row in measured or [((None, None), None)]:
-            speedup = row["fp32"] / row[precision] if row is not None else None
+            speedup = row[REFERENCE_RECIPE] / row[precision] if row is not None else None
             drop = drops.loc[(platform, model), precision] if (platform, model) in drops.index and \
                 precision in drops.columns else None
             rows.append({"precision": precision, "claim": claim, "loss": loss, "platform": platform, "model": model,
@@ -51,7 +52,7 @@ def before_after_rows(records: pd.DataFrame) -> list[dict[str, Any]]:
     grades = latency.groupby(["platform", "model"])["grade"].agg(lambda g: " / ".join(sorted(set(g.dropna()))))
     for (platform, model), row in _pivot(records, "latency", TYPICAL).iterrows():
         # "before" is FP32, or FP16 on a chip whose toolchain has no FP32 (QCS8255's NPU)
-        before = next((precision for precision in ("fp32", "fp16") if _has(row, precision)), None)
+        before = next((precision for precision in (REFERENCE_RECIPE, "fp16") if _has(row, precision)), None)
         optimised = row.drop(before, errors="ignore").dropna() if before else row.iloc[0:0]
         if before and not optimised.empty:
             rows.append({"source": "this run", "model": model, "platform": platform, "before_ms": row[before],
@@ -67,14 +68,14 @@ def optimisation_rows(records: pd.DataFrame) -> list[dict[str, Any]]:
     params, size = _pivot(records, "latency", "params_after"), _pivot(records, "latency", "size_bytes")
     rows = []
     for (platform, model), row in p50.iterrows():
-        if not _has(row, "fp32"):
+        if not _has(row, REFERENCE_RECIPE):
             continue
-        for recipe in row.drop("fp32").dropna().index:
+        for recipe in row.drop(REFERENCE_RECIPE).dropna().index:
             steps = [step.split(":")[0] for step in recipe.split(",")]
             rows.append({
                 "platform": platform, "model": model, "recipe": recipe,
                 "claims": "; ".join(claim for step, claim in CHECKLIST.items() if step in steps) or "—",
-                "speedup": row["fp32"] / row[recipe],
+                "speedup": row[REFERENCE_RECIPE] / row[recipe],
                 "params_ratio": _ratio(params, platform, model, recipe),
                 "size_ratio": _ratio(size, platform, model, recipe),
                 "drop_pt": _cell(drops, platform, model, recipe)})
@@ -134,7 +135,7 @@ def _cell(table: pd.DataFrame, platform: str, model: str, recipe: str) -> float 
 
 def _ratio(table: pd.DataFrame, platform: str, model: str, recipe: str) -> float | None:
     """The recipe's figure as a share of the FP32 cell's."""
-    after, before = _cell(table, platform, model, recipe), _cell(table, platform, model, "fp32")
+    after, before = _cell(table, platform, model, recipe), _cell(table, platform, model, REFERENCE_RECIPE)
     return after / before if after is not None and before else None
 
 
