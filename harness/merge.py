@@ -3,6 +3,7 @@ many runs (one CI job per platform, one device per shard), refusing shards that 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 from pathlib import Path
@@ -72,14 +73,24 @@ def regression_records(records: list[dict[str, Any]], baseline: Baseline,
     return gated
 
 
-def with_gate(records: list[dict[str, Any]], baseline: Baseline) -> list[dict[str, Any]]:
+def shard_thresholds(provenance: list[dict[str, Any]]) -> Thresholds:
+    """The gate thresholds the shards ran with (`--ncap-gate-*`); shards that disagree cannot be gated as one.
+    Shards from before thresholds were recorded count as the defaults."""
+    used = {tuple(sorted(p.get("gate", dataclasses.asdict(Thresholds())).items())) for p in provenance}
+    if len(used) > 1:
+        raise NcapError(f"the shards ran with different gate thresholds ({'; '.join(str(dict(u)) for u in used)}); "
+                        "rerun them with the same --ncap-gate-* options")
+    return Thresholds(**dict(used.pop())) if used else Thresholds()
+
+
+def with_gate(records: list[dict[str, Any]], baseline: Baseline, thresholds: Thresholds) -> list[dict[str, Any]]:
     """The shards' records, every cell gated: a verdict a shard reached in its own run against this very baseline
     stays (it could time the baseline's artifact beside its own), the other cells are gated on the baseline's
     stored figures."""
     decided = {r["cell"] for r in records if r["metric"] == "regression" and r["verdict"] in DECIDED
                and r.get("baseline_sha256") == baseline.sha256}
     kept = [r for r in records if r["metric"] != "regression" or r["cell"] in decided]
-    return kept + regression_records([r for r in kept if r["cell"] not in decided], baseline, Thresholds())
+    return kept + regression_records([r for r in kept if r["cell"] not in decided], baseline, thresholds)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -97,7 +108,7 @@ def main(argv: list[str] | None = None) -> int:
         notes = None
         if args.baseline:
             baseline = load_baseline(args.baseline)
-            records = with_gate(records, baseline)
+            records = with_gate(records, baseline, shard_thresholds(provenance))
             notes = gate_notes(baseline, records)
     except NcapError as exc:
         print(f"ncap merge: {exc}", file=sys.stderr)

@@ -9,6 +9,7 @@ from crafted import crafted_records, write_shard
 from test_plugin import FAST, suite  # noqa: F401  (the pytester fixture running the compliance suite)
 
 from harness.gate.baseline import load_baseline, save_baseline
+from harness.gate.compare import Thresholds
 from harness.merge import main
 
 
@@ -97,3 +98,15 @@ def test_a_figure_in_error_makes_the_merge_incomplete(tmp_path, capsys):
     records[0] |= {"verdict": "error", "message": "the board was lost"}
     assert main(["merge", "--out", str(tmp_path / "out"), str(write_shard(tmp_path / "s", records))]) == 3
     assert "exit 3: incomplete evidence" in capsys.readouterr().out
+
+
+def test_merge_gates_with_the_thresholds_the_shards_ran_with(tmp_path, capsys):
+    baseline = save_baseline(tmp_path / "baseline.json", crafted_records())
+    tolerant = Thresholds(latency=0.5)  # the shard's --ncap-gate-latency 0.5: a 1.2x slow-down is accepted
+    slower = write_shard(tmp_path / "slow", crafted_records(run_id="slow", slower=1.2), gate=tolerant)
+    assert main(["merge", "--out", str(tmp_path / "gated"), "--baseline", str(baseline), str(slower)]) == 0
+    assert "gate: pass" in capsys.readouterr().out
+    strict = write_shard(tmp_path / "strict", crafted_records(model="other", run_id="strict", slower=1.2))
+    assert main(["merge", "--out", str(tmp_path / "mixed"), "--baseline", str(baseline), str(slower),
+                 str(strict)]) == 2
+    assert "the shards ran with different gate thresholds" in capsys.readouterr().err

@@ -4,6 +4,7 @@ Collected once per run and kept in summary.json, so a merged report lists every 
 """
 from __future__ import annotations
 
+import dataclasses
 import subprocess
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -32,6 +33,7 @@ def run_provenance(run_id: str, options: RunOptions) -> dict[str, Any]:
         "requirements_file": ({"path": str(requirements), "sha256": file_sha256(requirements)} if requirements
                               else {"path": "built-in limits of the source article", "sha256": None}),
         "strict": options.strict,
+        "gate": dataclasses.asdict(options.gate),  # the thresholds `ncap merge` gates this shard's cells with
         "seeds": {"synthetic_dataset": SyntheticSpec().seed,
                   **{f"training:{name}": entry.plan.seed for name, entry in zoo.ZOO.items()}},
         "machine": machine_fingerprint(options.threads),
