@@ -30,7 +30,8 @@ import numpy as np
 from harness.gate.baseline import sample_summary
 from harness.gate.compare import Thresholds, latency_check, memory_check
 from harness.gate.slowdown import slowed_copy
-from harness.measure.latency import LatencyPlan, time_alternating, time_inferences
+from harness.gate.paired import time_beside_baseline
+from harness.measure.latency import LatencyPlan, time_inferences
 from harness.measure.memory import measure_peak_memory
 from harness.runtimes.onnxruntime.runner import OnnxRuntimeRunner
 
@@ -45,11 +46,10 @@ def measure(model: Path, sample: np.ndarray, plan: LatencyPlan, threads: int) ->
 
 def alternating(baseline: Path, current: Path, sample: np.ndarray, plan: LatencyPlan,
                 threads: int) -> tuple[list[float], list[float]]:
-    """The gate's second look as the harness makes it: both artifacts open, timed in alternating blocks."""
-    with (OnnxRuntimeRunner(baseline, threads=threads, spinning=False) as first,
-          OnnxRuntimeRunner(current, threads=threads, spinning=False) as second):
-        timings = time_alternating(first, second, sample, plan)
-    return sample_summary(timings[0]), sample_summary(timings[1])
+    """The gate's paired timing, through the gate's own function."""
+    def open_runner(model: Path, spinning: bool) -> OnnxRuntimeRunner:
+        return OnnxRuntimeRunner(model, threads=threads, spinning=spinning)
+    return time_beside_baseline(open_runner, baseline, current, sample, plan)
 
 
 def sized_copy(model: Path, folder: Path, target: float, ratio_of: Callable[[Path], float], work: int,

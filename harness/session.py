@@ -27,8 +27,9 @@ from harness.device.remote import DeviceJob, DeviceRun, run_on_device
 from harness.errors import NcapError
 from harness.gate.baseline import Baseline, gated_figures, machine_fingerprint, sample_summary
 from harness.gate.compare import SecondLook, Thresholds, regression_verdict
+from harness.gate.paired import time_beside_baseline
 from harness.measure import accuracy, memory
-from harness.measure.latency import LatencyPlan, LatencyRun, time_alternating, time_inferences
+from harness.measure.latency import LatencyPlan, LatencyRun, time_inferences
 from harness.measure.power import meter_for
 from harness.measure.stats import InputSpread, LatencyStats
 from harness.models import zoo
@@ -374,12 +375,8 @@ class ComplianceRun:
         if before is None:
             return None
         self.progress(f"timing {cell.id} beside the baseline's artifact")
-        # two sessions taking turns: neither may keep its idle workers spinning on the CPU the other needs
-        with (self.runner(before, spinning=False) as baseline_runner,
-              self.runner(self.artifact(cell).card, spinning=False) as runner):
-            timings = time_alternating(baseline_runner, runner, self.timing_inputs(before),
-                                       self.options.latency_plan)
-        return sample_summary(timings[0]), sample_summary(timings[1])
+        return time_beside_baseline(self.runner, before, self.artifact(cell).card, self.timing_inputs(before),
+                                    self.options.latency_plan)
 
     def _reprobe(self, cell: Cell, stored: dict[str, Any]) -> tuple[float, float]:
         """The gate's second look at a memory growth: fresh probes of the baseline's artifact and the current one;

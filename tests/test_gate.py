@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -174,3 +175,21 @@ def test_a_memory_growth_that_fresh_probes_do_not_show_is_noise():
     assert not unconfirmed.regressed and "does not confirm it: counted as noise" in unconfirmed.describe()
     confirmed = memory_check(191.3, 240.0, Thresholds(), remeasure=lambda: (201.0, 240.1))
     assert confirmed.regressed and confirmed.confirmation_ratio == pytest.approx(1.195, abs=0.001)
+
+
+def test_the_gate_quality_benchmark_times_through_the_gates_own_code(monkeypatch, tmp_path):
+    import importlib.util
+
+    from harness.gate import paired
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "gate_quality.py"
+    spec = importlib.util.spec_from_file_location("gate_quality", path)
+    gate_quality = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(gate_quality)
+    calls = []
+    monkeypatch.setattr(gate_quality, "time_beside_baseline",
+                        lambda *args: calls.append(args) or paired.time_beside_baseline(*args))
+    model = tiny_classifier(tmp_path / "tiny.onnx")
+    plan = LatencyPlan(warmup_runs=1, min_runs=20, min_seconds=0.0)
+    before, after = gate_quality.alternating(model, model, np.zeros((1, 3, 16, 16), np.float32), plan, threads=1)
+    assert calls and len(before) == len(after) >= 20
