@@ -153,6 +153,22 @@ def pytest_configure_node(node) -> None:  # pytest-xdist: hand each worker the c
     node.workerinput["ncap_run_id"] = node.config.stash[RUN_KEY].run_id
 
 
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log):  # pytest-xdist: the default `-n N` distribution
+    """Under `pytest -n N` each cell's tests run on one worker, so the gate judges the figures that worker measured
+    and recorded; cells spread over the workers. xdist's scope scheduler, grouped by cell (its documented
+    `_split_scope` extension point; `loadgroup` marks no longer reach the scheduler under pytest 9.2)."""
+    if config.getvalue("dist") != "load":
+        return None  # the user chose a distribution mode: keep it
+    from xdist.scheduler import LoadScopeScheduling
+
+    class CellScheduling(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            return nodeid[nodeid.rfind("["):] if nodeid.endswith("]") else nodeid
+
+    return CellScheduling(config, log)
+
+
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if "cell" in metafunc.fixturenames:
         cells = metafunc.config.stash[RUN_KEY].cells()

@@ -28,7 +28,7 @@ from harness.errors import NcapError
 from harness.gate.baseline import Baseline, gated_figures, machine_fingerprint, sample_summary
 from harness.gate.compare import SecondLook, Thresholds, regression_verdict
 from harness.gate.paired import time_beside_baseline
-from harness.measure import accuracy, memory
+from harness.measure import accuracy, memory, quiet
 from harness.measure.latency import LatencyPlan, LatencyRun, time_inferences
 from harness.measure.power import meter_for
 from harness.measure.stats import InputSpread, LatencyStats
@@ -322,7 +322,7 @@ class ComplianceRun:
 
     # --- shared work, done once --------------------------------------------------------------
     def trained(self, model: str) -> TrainedModel:
-        return self._once(("trained", model), lambda: trained_model(model, self.dataset, self.progress))
+        return self._once(("trained", model), _heavy(lambda: trained_model(model, self.dataset, self.progress)))
 
     def user_card(self, model: str) -> ModelCard | None:
         """The card the user brought for `model`; None for a zoo model."""
@@ -338,7 +338,7 @@ class ComplianceRun:
             context = PassContext(card, self._split_for(card, "calibration"), self.dataset.fingerprint,
                                   self.dataset, trained)
             return build_artifact(card, parse_recipe(cell.recipe), context)
-        return self._once(("artifact", cell.model, cell.recipe), build)
+        return self._once(("artifact", cell.model, cell.recipe), _heavy(build))
 
     def top1(self, cell: Cell) -> float:
         def evaluate() -> float:
@@ -349,7 +349,7 @@ class ComplianceRun:
                                                     self._split_for(card, "evaluation"))
             with self.runner(card) as runner:
                 return accuracy.top1(runner, card, self._split_for(card, "evaluation"))
-        return self._once(("top1", cell.model, cell.recipe), evaluate)
+        return self._once(("top1", cell.model, cell.recipe), _heavy(evaluate))
 
     def latency_samples(self, cell: Cell) -> np.ndarray | None:
         """The samples (ms) the cell's latency was judged on; None where it was projected, not timed."""
@@ -374,9 +374,10 @@ class ComplianceRun:
         before = self._baseline_card(cell, stored)
         if before is None:
             return None
+        current, inputs = self.artifact(cell).card, self.timing_inputs(before)
         self.progress(f"timing {cell.id} beside the baseline's artifact")
-        return time_beside_baseline(self.runner, before, self.artifact(cell).card, self.timing_inputs(before),
-                                    self.options.latency_plan)
+        with quiet.timing():
+            return time_beside_baseline(self.runner, before, current, inputs, self.options.latency_plan)
 
     def _reprobe(self, cell: Cell, stored: dict[str, Any]) -> tuple[float, float]:
         """The gate's second look at a memory growth: fresh probes of the baseline's artifact and the current one;
@@ -401,9 +402,9 @@ class ComplianceRun:
         if self.options.device is not None:
             return self._run_on_device(cell).latency_run()
         card = self.artifact(cell).card
-        with self.runner(card) as runner:
-            return time_inferences(runner, self.timing_inputs(card), self.options.latency_plan,
-                                   meter_for(self.options.platform, self.options.power_meter))
+        inputs, meter = self.timing_inputs(card), meter_for(self.options.platform, self.options.power_meter)
+        with quiet.timing(), self.runner(card) as runner:
+            return time_inferences(runner, inputs, self.options.latency_plan, meter)
 
     def _probe(self, card: ModelCard) -> memory.MemoryReading:
         return memory.measure_peak_memory(card.onnx, self.timing_inputs(card)[:1], input_name=card.input.name,
@@ -510,6 +511,14 @@ class ComplianceRun:
             "test_id": test_id,
             **record.figures,
         })
+
+
+def _heavy(compute: Callable[[], Any]) -> Callable[[], Any]:
+    """`compute` holding the machine's shared lock: no other worker times while it runs (harness.measure.quiet)."""
+    def run() -> Any:
+        with quiet.computing():
+            return compute()
+    return run
 
 
 def _resolve_card(spec: str) -> ModelCard | None:
