@@ -1,6 +1,7 @@
 """Projection: per-layer cost from the ONNX graph, and the method's error against real host measurements."""
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 from conftest import tiny_classifier
@@ -8,8 +9,10 @@ from harness.errors import NcapError
 from harness.platform import load_platform
 from harness.project.graph import graph_cost
 from harness.project.projection import project
-from harness.project.roofline import target_roofline
-from harness.project.validate import check_on_host, share_within
+from harness.project.roofline import Roofline, target_roofline
+from harness.measure.latency import LatencyRun
+from harness.project import validate
+from harness.project.validate import share_within
 
 
 def test_graph_cost_counts_conv_operations_and_bytes(tmp_path):
@@ -29,13 +32,16 @@ def test_target_projection_uses_the_profile_and_names_its_sources(tmp_path):
         target_roofline(load_platform("tda4vm"), "fp16")
 
 
-def test_projection_error_on_host_from_real_measurements(tmp_path):
-    """Project the host from its own microbenchmarked roofline and compare with measuring the same models."""
-    models = [tiny_classifier(tmp_path / f"tiny{size}.onnx", size=size, classes=classes)
-              for size, classes in ((16, 5), (64, 64))]
-    checks = [check_on_host(model, "fp32", threads=1) for model in models]
-    errors = [check.error for check in checks]
-    print(f"host projection errors: {[f'{e:+.0%}' for e in errors]}; within 25 %: {share_within(errors, 0.25):.0%}")
-    assert all(check.measured_ms > 0 and check.projected_ms > 0 for check in checks)
-    # a loose bound on a shared CI machine: a unit slip (us vs ms) or a lost roof would break it by orders of magnitude
-    assert all(-0.67 < error < 2.0 for error in errors), errors
+def test_host_check_compares_projection_and_measurement_in_the_same_unit(tmp_path, monkeypatch):
+    """The error arithmetic on known figures: a roofline of 1 GOP/s at half efficiency and a runner timed at 2 ms. (The method's real
+    error is measured by benchmarks/projection_error.py: a timing study, not a unit test.)"""
+    model = tiny_classifier(tmp_path / "tiny.onnx", size=16, classes=5)
+    ops = graph_cost(model).layers[0].ops
+    monkeypatch.setattr(validate, "host_roofline", lambda precision, threads: Roofline(
+        ops_per_s=1e9, bytes_per_s=None, overhead_s=1e-4, per_layer_s=1e-5, efficiency=0.5, source="a known roof"))
+    monkeypatch.setattr(validate, "time_inferences",
+                        lambda runner, sample, plan: LatencyRun(np.full(200, 2.0), None, np.zeros(200, int)))
+    check = validate.check_on_host(model, "fp32", threads=1)
+    assert check.projected_ms == pytest.approx((1e-4 + ops / 0.5e9 + 1e-5) * 1e3)  # one layer: Flatten is free
+    assert check.measured_ms == 2.0 and check.error == pytest.approx(check.projected_ms / 2.0 - 1)
+    assert share_within([0.05, -0.3, 0.2], 0.25) == pytest.approx(2 / 3)

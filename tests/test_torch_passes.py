@@ -1,4 +1,5 @@
 """PyTorch-level passes (fuse, prune, distill, qat) and graph complexity, on a tiny zoo entry."""
+import hashlib
 import math
 
 import numpy as np
@@ -9,8 +10,8 @@ from onnx import TensorProto, helper
 from torch import nn
 
 from conftest import tiny_classifier, write_card
-from harness import cache
-from harness.data.dataset import SyntheticSpec, embedded_dataset
+from harness.data import synthetic
+from harness.data.dataset import Dataset, ImageSet
 from harness.errors import NcapError
 from harness.measure import accuracy, complexity
 from harness.models import zoo
@@ -20,29 +21,45 @@ from harness.optimize import export
 from harness.optimize.passes import PassContext
 from harness.optimize.recipe import build_artifact, parse_recipe
 from harness.optimize.torch_passes import module_io
-from harness.optimize.torch_passes.distill import distillation_loss
+from harness.optimize.torch_passes.distill import Distill, distillation_loss
 from harness.optimize.torch_passes.fuse import Fuse
 from harness.optimize.torch_passes.prune import Prune
 from harness.optimize.torch_passes.qat import one_module_per_call
 from harness.runtimes.onnxruntime.runner import OnnxRuntimeRunner
 
 
-def _tiny_net(num_classes: int) -> nn.Module:
+def _tiny_net(num_classes: int, width: int = 16) -> nn.Module:
     return nn.Sequential(
-        nn.Conv2d(3, 16, 3, 2, 1), nn.BatchNorm2d(16), nn.ReLU(),
-        nn.Conv2d(16, 32, 3, 2, 1), nn.BatchNorm2d(32), nn.ReLU(),
-        nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(32, num_classes))
+        nn.Conv2d(3, width, 3, 2, 1), nn.BatchNorm2d(width), nn.ReLU(),
+        nn.Conv2d(width, 2 * width, 3, 2, 1), nn.BatchNorm2d(2 * width), nn.ReLU(),
+        nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(2 * width, num_classes))
+
+
+COLOURS = np.array([[200, 40, 40], [40, 200, 40], [40, 40, 200], [200, 200, 40], [200, 40, 200]])
+
+
+def _colour_split(count: int, seed: int) -> ImageSet:
+    """Each class a colour under noise: learnable in a few epochs, so accuracy figures mean something."""
+    rng = np.random.default_rng(seed)
+    labels = rng.integers(0, len(COLOURS), count)
+    noise = rng.normal(0, 40, (count, 64, 64, 3))
+    return ImageSet(np.clip(COLOURS[labels][:, None, None, :] + noise, 0, 255).astype(np.uint8), labels)
 
 
 @pytest.fixture(scope="module")
-def dataset():
-    return embedded_dataset(SyntheticSpec(train=128, calibration=16, evaluation=64))
+def dataset() -> Dataset:
+    splits = [_colour_split(count, seed) for count, seed in ((256, 0), (32, 1), (128, 2))]
+    digest = hashlib.sha256(b"".join(split.images.tobytes() for split in splits)).hexdigest()
+    return Dataset("coloured noise", synthetic.CLASSES, *splits, digest)
 
 
 @pytest.fixture
 def tiny(monkeypatch, dataset):
-    """A tiny zoo entry, trained for one epoch (cached for the session), and a pass context for it."""
-    monkeypatch.setitem(zoo.ZOO, "tiny", zoo.ZooEntry(_tiny_net, zoo.TrainingPlan(epochs=1, batch_size=32), "test"))
+    """A tiny zoo entry and a wider teacher, trained for a few epochs (cached), and a pass context for it."""
+    plan = zoo.TrainingPlan(epochs=3, batch_size=32)
+    monkeypatch.setitem(zoo.ZOO, "tiny", zoo.ZooEntry(_tiny_net, plan, "test"))
+    monkeypatch.setitem(zoo.ZOO, "tiny_teacher", zoo.ZooEntry(lambda classes: _tiny_net(classes, 32),
+                                                               zoo.TrainingPlan(epochs=1, batch_size=32), "test"))
     trained = trained_model("tiny", dataset, progress=lambda line: None)
     return PassContext(trained.card, dataset.calibration, dataset.fingerprint, dataset, trained)
 
@@ -89,7 +106,7 @@ def test_qat_after_fusion_exports_int8_that_onnx_runtime_evaluates(tiny):
     with OnnxRuntimeRunner(artifact.card.onnx) as qat, OnnxRuntimeRunner(tiny.card.onnx) as fp32:
         qat_top1 = accuracy.top1(qat, artifact.card, tiny.dataset.evaluation)
         fp32_top1 = accuracy.top1(fp32, tiny.card, tiny.dataset.evaluation)
-    assert 0.0 <= qat_top1 <= 1.0 and abs(qat_top1 - fp32_top1) < 0.3
+    assert fp32_top1 >= 0.9 and fp32_top1 - qat_top1 <= 0.03  # the article's INT8 bound, on a network that learnt
 
 
 class _ResidualBlock(nn.Module):
@@ -117,11 +134,29 @@ def test_qat_quantizes_a_block_that_calls_one_relu_twice():
     prepare_qat_pt2e(torch.export.export(unshared.train(), (x,)).module(), quantizer)  # raised on the shared ReLU
 
 
-def test_distill_trains_the_student_against_a_zoo_teacher(tiny, tmp_path):
-    recipe = parse_recipe("distill:tiny,fp32")
-    artifact = build_artifact(tiny.card, recipe, tiny)
+def test_distill_moves_the_student_toward_the_teacher(tiny, dataset, tmp_path):
+    """Against a control fine-tuned the same way on the labels alone (alpha 0): only the teacher's soft targets
+    can bring the student's softened outputs nearer the teacher's (measured: KL 0.0054 -> 0.0031 distilled,
+    -> 0.0064 for the control)."""
+    artifact = build_artifact(tiny.card, parse_recipe("distill:tiny_teacher,fp32"), tiny)
     assert artifact.manifest["steps"][0]["params"]["temperature"] == 4.0
-    assert artifact.sha256 != cache.file_sha256(tiny.card.onnx)  # the student's weights changed
+    Distill(teacher="tiny_teacher", alpha=0.0).apply(tiny.card.onnx, tmp_path / "labels_only.onnx", tiny)
+    teacher = trained_model("tiny_teacher", dataset, progress=lambda line: None).card
+    batch = _evaluation_batch(tiny, count=128)
+
+    def softened(model) -> np.ndarray:  # outputs at the distillation temperature
+        with OnnxRuntimeRunner(model) as runner:
+            logits = runner.infer(batch) / 4.0
+        exp = np.exp(logits - logits.max(axis=1, keepdims=True))
+        return exp / exp.sum(axis=1, keepdims=True)
+
+    target = softened(teacher.onnx)
+
+    def kl_to_teacher(model) -> float:
+        return float(np.mean(np.sum(target * np.log(target / softened(model)), axis=1)))
+    before, distilled = kl_to_teacher(tiny.card.onnx), kl_to_teacher(artifact.card.onnx)
+    control = kl_to_teacher(tmp_path / "labels_only.onnx")
+    assert distilled < before and distilled < 0.7 * control
 
 
 def test_distillation_loss_matches_a_hand_computed_value():
