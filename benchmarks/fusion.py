@@ -23,8 +23,8 @@ from overhead import bare_p50
 from torch.fx.experimental.optimization import fuse
 
 from harness.models import zoo
+from harness.models.export import INPUT_NAME, export_onnx
 from harness.models.train import ZOO_INPUT
-from harness.optimize.export import INPUT_NAME, export_onnx
 from harness.runtimes.onnxruntime.runner import session_options
 
 LEVELS = {"ort-off": ort.GraphOptimizationLevel.ORT_DISABLE_ALL, "ort-on": ort.GraphOptimizationLevel.ORT_ENABLE_ALL}

@@ -29,8 +29,8 @@ import numpy as np
 
 from harness.gate.baseline import sample_summary
 from harness.gate.compare import Thresholds, latency_check, memory_check
-from harness.gate.slowdown import slowed_copy
 from harness.gate.paired import time_beside_baseline
+from harness.gate.slowdown import slowed_copy
 from harness.measure.latency import LatencyPlan, time_inferences
 from harness.measure.memory import measure_peak_memory
 from harness.runtimes.onnxruntime.runner import OnnxRuntimeRunner

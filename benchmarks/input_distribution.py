@@ -13,12 +13,12 @@ from pathlib import Path
 
 import numpy as np
 
-from harness.data import preprocess
 from harness.measure.latency import LatencyPlan, time_inferences
 from harness.measure.stats import InputSpread, LatencyStats
+from harness.models import preprocess
 from harness.platform import load_platform
 from harness.requirements import Requirements
-from harness.session import Cell, ComplianceRun, RunOptions
+from harness.session import ComplianceRun, RunOptions
 
 
 def main() -> None:
@@ -29,14 +29,15 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args()
-    options = RunOptions(platform=load_platform("host"), models=tuple(args.model or ("dmsnet", "mobilenet_v3_small",
-                                                                                      "resnet18")),
+    models = tuple(args.model or ("dmsnet", "mobilenet_v3_small", "resnet18"))
+    options = RunOptions(platform=load_platform("host"), models=models,
                          recipes=tuple(args.precision.split(",")), requirements=Requirements(),
                          report_dir=Path("/tmp/ncap-input-distribution"), dataset_dir=args.dataset,
                          threads=args.threads)
     run = ComplianceRun(options, progress=lambda message: None)
     plan = LatencyPlan()
-    print("| cell | one image p50 / p99 (ms) | distribution p50 / p99 (ms) | inputs | fastest / slowest decile p50 (ms) |")
+    print("| cell | one image p50 / p99 (ms) | distribution p50 / p99 (ms) | inputs "
+          "| fastest / slowest decile p50 (ms) |")
     print("|---|---|---|---|---|")
     for cell in run.cells():
         card = run.artifact(cell).card
@@ -49,10 +50,10 @@ def main() -> None:
                 timed = time_inferences(runner, inputs, plan)
                 spread_of.append((LatencyStats.from_samples(timed.samples_ms),
                                   InputSpread.from_samples(timed.samples_ms, timed.input_index)))
-        spread = spread_of[-1][1]
+        spread, timed = spread_of[-1][1], [stats for stats, _ in spread_of]
         print(f"| {cell.id} | {_median(one, 'p50_ms'):.3f} / {_median(one, 'p99_ms'):.3f} | "
-              f"{_median([s for s, _ in spread_of], 'p50_ms'):.3f} / {_median([s for s, _ in spread_of], 'p99_ms'):.3f} | "
-              f"{spread.inputs} | {spread.fastest_decile_p50_ms:.3f} / {spread.slowest_decile_p50_ms:.3f} |", flush=True)
+              f"{_median(timed, 'p50_ms'):.3f} / {_median(timed, 'p99_ms'):.3f} | {spread.inputs} | "
+              f"{spread.fastest_decile_p50_ms:.3f} / {spread.slowest_decile_p50_ms:.3f} |", flush=True)
 
 
 def _median(stats: list[LatencyStats], field: str) -> float:

@@ -20,7 +20,6 @@ import numpy as np
 import psutil
 
 from harness.catalog import REFERENCE_RECIPE, is_reference, is_requirement
-from harness.data import preprocess
 from harness.data.dataset import Dataset, ImageSet, SyntheticSpec, embedded_dataset, folder_dataset
 from harness.device.address import DeviceAddress
 from harness.device.remote import DeviceJob, DeviceRun, run_on_device
@@ -30,9 +29,9 @@ from harness.gate.compare import SecondLook, Thresholds, regression_verdict
 from harness.gate.paired import time_beside_baseline
 from harness.measure import accuracy, memory, quiet
 from harness.measure.latency import LatencyPlan, LatencyRun, time_inferences
-from harness.measure.power import meter_for
+from harness.measure.meters import meter_for
 from harness.measure.stats import InputSpread, LatencyStats
-from harness.models import zoo
+from harness.models import preprocess, zoo
 from harness.models.card import ModelCard, load_card
 from harness.models.train import TrainedModel, class_names, reference_model, trained_model
 from harness.optimize.passes import PassContext

@@ -44,12 +44,12 @@ def crafted_records(model: str = "dmsnet", platform: str = "host", run_id: str =
     return records
 
 
-def write_shard(folder: Path, records: list[dict[str, Any]], gate: Thresholds = Thresholds()) -> Path:
+def write_shard(folder: Path, records: list[dict[str, Any]], gate: Thresholds | None = None) -> Path:
     """A report folder as the plugin leaves it: results.jsonl, the report files and the manifest."""
     store = ResultsStore(folder / "results.jsonl")
     for record in records:
         store.append(record)
     options = RunOptions(platform=load_platform(records[0]["platform"]), models=(), recipes=(),
-                         requirements=Requirements(), report_dir=folder, gate=gate)
+                         requirements=Requirements(), report_dir=folder, gate=gate or Thresholds())
     render_report(records, folder, [run_provenance(records[0]["run_id"], options)])
     return folder

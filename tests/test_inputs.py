@@ -5,9 +5,9 @@ import numpy as np
 import pytest
 
 from harness.data.dataset import folder_dataset
-from harness.data.preprocess import to_tensor
 from harness.errors import NcapError
 from harness.models.card import InputSpec, load_card
+from harness.models.preprocess import to_tensor
 from harness.platform import known_platforms, load_platform, parse_platform
 from harness.requirements import load_requirements
 

@@ -9,13 +9,13 @@ import onnx
 import pytest
 from onnx import TensorProto, helper
 from PIL import Image
+from test_plugin import FAST, suite  # noqa: F401  (the pytester fixture)
 
 from conftest import tiny_classifier, write_card
 from harness.data import synthetic
 from harness.measure.latency import LatencyPlan, time_alternating, time_inferences
 from harness.measure.stats import InputSpread
 from harness.runtimes.onnxruntime.runner import OnnxRuntimeRunner
-from test_plugin import FAST, suite  # noqa: F401  (the pytester fixture)
 
 SIZE = 16
 
@@ -67,7 +67,7 @@ def dark_and_bright_folder(root: Path, per_class: int = 40) -> Path:
     return root
 
 
-def test_p99_covers_the_slow_inputs_of_an_input_dependent_model(suite, tmp_path):
+def test_p99_covers_the_slow_inputs_of_an_input_dependent_model(suite, tmp_path):  # noqa: F811
     card = write_card(tmp_path, input_dependent_classifier(tmp_path / "dependent.onnx").name, name="dependent",
                       size=SIZE)
     folder = dark_and_bright_folder(tmp_path / "images")

@@ -73,17 +73,18 @@ def test_a_folder_that_is_no_report_is_refused(tmp_path, capsys):
     assert "is not a dms-ncap report folder" in capsys.readouterr().err
 
 
-def _measured_shard(suite, card, folder, name: str, limits: str) -> Path:
+def _measured_shard(runner, card, folder, name: str, limits: str) -> Path:
     """A shard the real plugin writes: the tiny model run through the compliance suite with these limits."""
-    requirements = suite.path / f"{name}.yaml"
+    requirements = runner.path / f"{name}.yaml"
     requirements.write_text(limits)
-    shard = suite.path / name
-    suite.runpytest("-m", "ncap", "--model", str(card), "--dataset", str(folder), "--precision", "fp32,int8",
+    shard = runner.path / name
+    runner.runpytest("-m", "ncap", "--model", str(card), "--dataset", str(folder), "--precision", "fp32,int8",
                     *FAST, "--ncap-requirements", str(requirements), "--ncap-report", str(shard))
     return shard
 
 
-def test_merge_exit_codes_gate_on_requirements_not_only_on_regressions(suite, tiny_card, image_folder, capsys):
+def test_merge_exit_codes_gate_on_requirements_not_only_on_regressions(suite, tiny_card, image_folder,  # noqa: F811
+                                                                          capsys):
     passing = _measured_shard(suite, tiny_card, image_folder, "ok", "latency_ms: 50\n")
     assert main(["merge", "--out", str(suite.path / "m-ok"), str(passing)]) == 0
     # power is only an estimate on this machine (a skip): --strict calls that evidence incomplete

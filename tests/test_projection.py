@@ -6,12 +6,12 @@ import pytest
 
 from conftest import tiny_classifier
 from harness.errors import NcapError
+from harness.measure.latency import LatencyRun
 from harness.platform import load_platform
+from harness.project import validate
 from harness.project.graph import graph_cost
 from harness.project.projection import project
 from harness.project.roofline import Roofline, target_roofline
-from harness.measure.latency import LatencyRun
-from harness.project import validate
 from harness.project.validate import share_within
 
 
@@ -33,8 +33,8 @@ def test_target_projection_uses_the_profile_and_names_its_sources(tmp_path):
 
 
 def test_host_check_compares_projection_and_measurement_in_the_same_unit(tmp_path, monkeypatch):
-    """The error arithmetic on known figures: a roofline of 1 GOP/s at half efficiency and a runner timed at 2 ms. (The method's real
-    error is measured by benchmarks/projection_error.py: a timing study, not a unit test.)"""
+    """The error arithmetic on known figures: a roofline of 1 GOP/s at half efficiency, a runner timed at 2 ms.
+    (The method's real error is measured by benchmarks/projection_error.py: a timing study, not a unit test.)"""
     model = tiny_classifier(tmp_path / "tiny.onnx", size=16, classes=5)
     ops = graph_cost(model).layers[0].ops
     monkeypatch.setattr(validate, "host_roofline", lambda precision, threads: Roofline(
@@ -42,6 +42,6 @@ def test_host_check_compares_projection_and_measurement_in_the_same_unit(tmp_pat
     monkeypatch.setattr(validate, "time_inferences",
                         lambda runner, sample, plan: LatencyRun(np.full(200, 2.0), None, np.zeros(200, int)))
     check = validate.check_on_host(model, "fp32", threads=1)
-    assert check.projected_ms == pytest.approx((1e-4 + ops / 0.5e9 + 1e-5) * 1e3)  # one layer: Flatten is free
+    assert check.projected_ms == pytest.approx((1e-4 + ops / 0.5e9 + 1e-5) * 1e3)  # Flatten is free: one layer
     assert check.measured_ms == 2.0 and check.error == pytest.approx(check.projected_ms / 2.0 - 1)
     assert share_within([0.05, -0.3, 0.2], 0.25) == pytest.approx(2 / 3)

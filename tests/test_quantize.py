@@ -7,10 +7,10 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 from conftest import tiny_classifier, write_card
-from harness.data import preprocess
 from harness.data.dataset import Dataset, ImageSet
 from harness.errors import NcapError
 from harness.measure.accuracy import top1
+from harness.models import preprocess
 from harness.models.card import load_card
 from harness.optimize import mixed
 from harness.optimize.passes import PassContext

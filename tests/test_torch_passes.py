@@ -14,10 +14,9 @@ from harness.data import synthetic
 from harness.data.dataset import Dataset, ImageSet
 from harness.errors import NcapError
 from harness.measure import accuracy, complexity
-from harness.models import zoo
+from harness.models import export, zoo
 from harness.models.card import load_card
 from harness.models.train import trained_model
-from harness.optimize import export
 from harness.optimize.passes import PassContext
 from harness.optimize.recipe import build_artifact, parse_recipe
 from harness.optimize.torch_passes import module_io

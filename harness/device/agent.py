@@ -1,10 +1,10 @@
 """The device-side runner: `python -m harness.device.agent MODEL ...` on the board.
 
 It loads the artifact with the platform's runtime, times batch-1 inferences over the inputs it was sent,
-in the order it was sent (the harness's own latency loop, with the power meter read on the board), notes the process's peak memory, then runs
-the evaluation inputs, and streams everything back as JSON lines the moment it exists, so a run
-that dies part-way still hands over what it measured. It needs only numpy and the runtime on the
-board: it imports no harness module that would pull in torch, pandas or pydantic.
+in their order (the harness's own latency loop, with the power meter read on the board), notes the
+process's peak memory, then runs the evaluation inputs, and streams everything back as JSON lines the
+moment it exists, so a run that dies part-way still hands over what it measured. It needs only numpy
+and the runtime on the board: it imports no harness module that would pull in torch, pandas or pydantic.
 """
 from __future__ import annotations
 

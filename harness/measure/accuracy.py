@@ -3,9 +3,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from harness.data import preprocess
 from harness.data.dataset import ImageSet
 from harness.errors import NcapError
+from harness.models import preprocess
 from harness.models.card import ModelCard
 from harness.runtimes.base import Runner
 

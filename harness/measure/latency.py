@@ -15,7 +15,6 @@ import numpy as np
 from harness.measure.power import PowerMeter, PowerReading
 from harness.runtimes.base import Runner
 
-
 MIN_RUNS_FOR_P99_BOUND = 299  # the fewest samples whose largest is a distribution-free 95 % bound on p99
 
 

@@ -10,9 +10,11 @@ import subprocess
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from harness.errors import NcapError
 from harness.measure.power import (
+    CpuTimeEstimate,
     EnergyCounterMeter,
     PowerMeter,
     SamplingMeter,
@@ -21,6 +23,9 @@ from harness.measure.power import (
     rapl_zones,
     steady,
 )
+
+if TYPE_CHECKING:  # only for hints: the board agent imports the meters without the profile schema
+    from harness.platform import Platform
 
 HWMON_ROOT = Path("/sys/class/hwmon")
 # A rail reading in a tegrastats line: `VDD_GPU_SOC 3191mW/3191mW` (Orin) or `POM_5V_IN 1198/1198`
@@ -188,3 +193,17 @@ def meter_from_spec(spec: str, grade: str = "host-measured") -> PowerMeter:
             raise NcapError(f"no INA hwmon sensor {name!r}; found: {', '.join(sensors) or 'none'}")
         return hwmon_meter(sensors[name], int(channel or 1), grade=grade)
     return scpi_meter(argument, grade=grade)
+
+
+def meter_for(platform: Platform, spec: str | None = None) -> PowerMeter | None:
+    """The meter `spec` names (see `harness.measure.meters.meter_from_spec`), else the best source
+    here for a host run; None when neither a meter nor an estimate exists."""
+    if spec:
+        return meter_from_spec(spec)
+    zones = rapl_zones()
+    if zones:
+        return rapl_meter(zones)
+    if platform.power is not None and platform.power.per_core_active_w is not None:
+        figure = platform.power.per_core_active_w
+        return CpuTimeEstimate(figure.value, figure.source)
+    return None

@@ -14,14 +14,11 @@ from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol
+from typing import Protocol
 
 import numpy as np
 
 from harness.errors import NcapError
-
-if TYPE_CHECKING:  # only for hints: a device-side probe imports the meters without the profile schema
-    from harness.platform import Platform
 
 RAPL_ROOT = Path("/sys/class/powercap")
 
@@ -206,19 +203,3 @@ def rapl_zones(root: Path = RAPL_ROOT) -> list[Path]:
             continue
         readable.append(zone)
     return readable
-
-
-def meter_for(platform: Platform, spec: str | None = None) -> PowerMeter | None:
-    """The meter `spec` names (see `harness.measure.meters.meter_from_spec`), else the best source
-    here for a host run; None when neither a meter nor an estimate exists."""
-    if spec:
-        from harness.measure.meters import meter_from_spec  # optional libraries load only when asked for
-
-        return meter_from_spec(spec)
-    zones = rapl_zones()
-    if zones:
-        return rapl_meter(zones)
-    if platform.power is not None and platform.power.per_core_active_w is not None:
-        figure = platform.power.per_core_active_w
-        return CpuTimeEstimate(figure.value, figure.source)
-    return None

@@ -6,10 +6,10 @@ file in the cache folder: a cell is timed only while no other worker of this mac
 """
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import os
 from collections.abc import Iterator
-import contextlib
 from contextlib import contextmanager
 
 from harness.cache import cache_root

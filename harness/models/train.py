@@ -15,11 +15,9 @@ import torch
 from torch import nn
 
 from harness import cache
-from harness.data import preprocess
 from harness.data.dataset import Dataset, ImageSet
-from harness.models import zoo
+from harness.models import export, preprocess, zoo
 from harness.models.card import InputSpec, ModelCard, OutputSpec
-from harness.optimize import export
 
 Progress = Callable[[str], None]
 # (logits of a batch, the batch's indices into the training split) -> the loss to minimise

@@ -18,10 +18,10 @@ from typing import Any
 import numpy as np
 import onnx
 
-from harness.data import preprocess
 from harness.data.dataset import ImageSet
 from harness.measure.accuracy import top1
 from harness.measure.latency import LatencyPlan, time_inferences
+from harness.models import preprocess
 from harness.optimize.passes import Int8, PassContext, prepare_for_quantization
 from harness.runtimes.onnxruntime.runner import OnnxRuntimeRunner
 

@@ -24,8 +24,8 @@ from onnxruntime.quantization import (
 )
 from onnxruntime.transformers.float16 import convert_float_to_float16
 
-from harness.data import preprocess
 from harness.data.dataset import Dataset, ImageSet
+from harness.models import preprocess
 from harness.models.card import ModelCard
 from harness.models.train import TrainedModel
 

@@ -7,12 +7,10 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from harness.data import preprocess
 from harness.data.dataset import Dataset
 from harness.errors import NcapError
-from harness.models import train, zoo
+from harness.models import export, preprocess, train, zoo
 from harness.models.zoo import TrainingPlan
-from harness.optimize import export
 from harness.optimize.passes import PassContext
 
 MODULE_FILE = "module.pt"  # the pickled network beside a structural pass's ONNX file

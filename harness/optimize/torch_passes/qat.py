@@ -21,10 +21,9 @@ from typing import Any
 import torch
 from torch import fx, nn
 
-from harness.data import preprocess
+from harness.models import export, preprocess
 from harness.models.train import split_tensors
 from harness.models.zoo import TrainingPlan
-from harness.optimize import export
 from harness.optimize.passes import PassContext
 from harness.optimize.torch_passes import module_io
 
