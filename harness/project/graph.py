@@ -1,15 +1,13 @@
-"""Per-layer cost of an ONNX graph: operations and bytes moved, from ONNX shape inference at batch 1."""
+"""Per-layer cost of an ONNX graph: operations and bytes moved at batch 1, on harness.models.graph's shapes."""
 from __future__ import annotations
 
 from dataclasses import dataclass
 from math import prod
 from pathlib import Path
 
-import numpy as np
 import onnx
-from onnx import helper, shape_inference
 
-from harness.errors import NcapError
+from harness.models.graph import shaped_graph
 
 # Nodes a runtime folds away (views, shape arithmetic): no cost. A DequantizeLinear of a weight is
 # folded into the integer kernel too (see `graph_cost`); one of an activation is real work.
@@ -38,42 +36,26 @@ class GraphCost:
 
 
 def graph_cost(path: Path) -> GraphCost:
-    """The cost of every layer of the model at `path`, with a symbolic batch axis set to 1."""
-    model = onnx.load(str(path))
-    for tensor in model.graph.input:
-        for dim in tensor.type.tensor_type.shape.dim:
-            if not dim.HasField("dim_value"):
-                dim.dim_value = 1  # batch-1 single stream, as the latency plan runs
-    try:
-        model = shape_inference.infer_shapes(model, data_prop=True)
-    except Exception as exc:  # onnx raises its own InferenceError and plain ValueErrors
-        raise NcapError(f"ONNX shape inference failed on {path.name}: {str(exc).splitlines()[0][:200]}") from exc
-    graph = model.graph
-    shapes: dict[str, tuple[list[int], int]] = {}
-    for info in [*graph.input, *graph.value_info, *graph.output]:
-        tensor = info.type.tensor_type
-        dims = [d.dim_value if d.HasField("dim_value") else 1 for d in tensor.shape.dim]
-        shapes[info.name] = (dims, _itemsize(tensor.elem_type))
-    weights = {init.name: (list(init.dims), _itemsize(init.data_type)) for init in graph.initializer}
-    shapes |= weights
+    """The cost of every layer of the model at `path`, at batch 1 (harness.models.graph's shapes)."""
+    graph = shaped_graph(path)
+    shapes = {name: ([d or 1 for d in tensor.dims], tensor.itemsize) for name, tensor in graph.tensors.items()}
     # A weight reaching a layer through DequantizeLinear is stored (and read) at the quantised width.
-    stored = {node.output[0]: node.input[0] for node in graph.node
-              if node.op_type == "DequantizeLinear" and node.input[0] in weights}
+    stored = {output: source for output, source in graph.dequantised.items() if source in graph.weights}
 
     def nbytes(name: str) -> float:
         dims, size = shapes.get(stored.get(name, name), ([], 0))
         return float(prod(dims) * size)
 
     layers, peak = [], 0.0
-    for node in graph.node:
+    for node in graph.nodes:
         if node.op_type in FREE_OPS or node.output[0] in stored:
             continue
         inputs, outputs = [n for n in node.input if n], [n for n in node.output if n]
-        activations = sum(nbytes(n) for n in inputs + outputs if stored.get(n, n) not in weights)
+        activations = sum(nbytes(n) for n in inputs + outputs if stored.get(n, n) not in graph.weights)
         peak = max(peak, activations)
         layers.append(LayerCost(node.name or node.op_type, node.op_type, _ops(node, shapes),
                                 sum(nbytes(n) for n in inputs + outputs)))
-    return GraphCost(layers, float(sum(prod(d) * s for d, s in weights.values())), peak)
+    return GraphCost(layers, float(sum(nbytes(name) for name in graph.weights)), peak)
 
 
 def _ops(node: onnx.NodeProto, shapes: dict[str, tuple[list[int], int]]) -> float:
@@ -95,7 +77,3 @@ def _ops(node: onnx.NodeProto, shapes: dict[str, tuple[list[int], int]]) -> floa
     if node.op_type.startswith("Global"):
         return float(prod(dims(0)))
     return float(prod(out))  # element-wise and the rest: one operation per output element
-
-
-def _itemsize(elem_type: int) -> int:
-    return np.dtype(helper.tensor_dtype_to_np_dtype(elem_type)).itemsize if elem_type else 0
