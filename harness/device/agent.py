@@ -20,30 +20,11 @@ import numpy as np
 from harness.errors import NcapError
 from harness.measure.latency import LatencyPlan, time_inferences
 from harness.measure.rss import status_bytes
-from harness.runtimes.base import Runner
-
-RUNTIMES = ("onnxruntime", "tensorrt", "litert")
+from harness.runtimes.registry import RUNNERS, RunnerSpec, open_runner
 
 
 def emit(event: str, **fields: Any) -> None:
     print(json.dumps({"event": event, **fields}), flush=True)
-
-
-def open_runner(args: argparse.Namespace) -> Runner:
-    """The runner the platform's profile names (imported here, so a board needs only its own runtime)."""
-    if args.runtime == "onnxruntime":
-        from harness.runtimes.onnxruntime.runner import OnnxRuntimeRunner
-
-        return OnnxRuntimeRunner(args.model, input_name=args.input_name, output_name=args.output_name,
-                                 provider=args.provider, threads=args.threads,
-                                 denormals_as_zero=args.denormals_as_zero)
-    if args.runtime == "tensorrt":
-        from harness.runtimes.tensorrt.runner import TensorRTRunner
-
-        return TensorRTRunner(args.model, precision=args.precision)
-    from harness.runtimes.litert.runner import LiteRTRunner
-
-    return LiteRTRunner(args.model, threads=args.threads, delegate=args.delegate)
 
 
 def run(args: argparse.Namespace) -> None:
@@ -53,7 +34,9 @@ def run(args: argparse.Namespace) -> None:
         from harness.measure.meters import meter_from_spec  # the meter's own library loads only when asked for
 
         meter = meter_from_spec(args.power, grade="measured")
-    with open_runner(args) as runner:
+    spec = RunnerSpec(args.runtime, args.threads, args.provider, args.input_name, args.output_name,
+                      denormals_as_zero=args.denormals_as_zero, delegate=args.delegate, precision=args.precision)
+    with open_runner(args.model, spec) as runner:
         loaded = status_bytes("VmRSS")
         emit("loaded", settings=runner.settings)
         plan = LatencyPlan(args.warmup, args.min_runs, args.min_seconds)
@@ -74,7 +57,7 @@ def run(args: argparse.Namespace) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("model", type=Path)
-    parser.add_argument("--runtime", choices=RUNTIMES, default="onnxruntime")
+    parser.add_argument("--runtime", choices=list(RUNNERS), default="onnxruntime")
     parser.add_argument("--provider", default="CPUExecutionProvider", help="ONNX Runtime execution provider")
     parser.add_argument("--delegate", type=Path, help="LiteRT delegate library")
     parser.add_argument("--precision", default="fp32", help="TensorRT engine precision")

@@ -21,7 +21,7 @@ import psutil
 
 from harness.errors import NcapError
 from harness.measure.rss import status_bytes
-from harness.runtimes.onnxruntime.runner import OnnxRuntimeRunner
+from harness.runtimes.registry import RunnerSpec, open_runner
 
 PROBE_RUNS = 50
 PROBES = 3  # fresh processes per reading: a peak seen in 2 of 3 processes escapes all 3 in 1 reading of 27
@@ -75,8 +75,8 @@ def main() -> None:
     sample = np.load(args.sample)
     baseline = process.memory_info().rss
     try:
-        with OnnxRuntimeRunner(args.model, input_name=args.input_name, output_name=args.output_name,
-                               provider=args.provider, threads=args.threads) as runner:
+        spec = RunnerSpec("onnxruntime", args.threads, args.provider, args.input_name, args.output_name)
+        with open_runner(args.model, spec) as runner:
             loaded = process.memory_info().rss
             for _ in range(PROBE_RUNS):
                 runner.infer(sample)
