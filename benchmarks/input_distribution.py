@@ -13,12 +13,14 @@ from pathlib import Path
 
 import numpy as np
 
+from harness.cell import RunOptions
 from harness.measure.latency import LatencyPlan, time_inferences
 from harness.measure.stats import InputSpread, LatencyStats
 from harness.models import preprocess
 from harness.platform import load_platform
 from harness.requirements import Requirements
-from harness.session import ComplianceRun, RunOptions
+from harness.session import ComplianceRun
+from harness.sources.host import HostSource
 
 
 def main() -> None:
@@ -40,11 +42,11 @@ def main() -> None:
           "| fastest / slowest decile p50 (ms) |")
     print("|---|---|---|---|---|")
     for cell in run.cells():
-        card = run.artifact(cell).card
-        first_image = preprocess.to_tensor(run.dataset.evaluation.images[:1], card.input)
-        inputs = run.timing_inputs(card)
+        card = run.workspace.artifact(cell).card
+        first_image = preprocess.to_tensor(run.workspace.dataset.evaluation.images[:1], card.input)
+        inputs = run.workspace.timing_inputs(card)
         one, spread_of = [], []
-        with run.runner(card) as runner:
+        with HostSource(run.workspace).runner(card) as runner:
             for _ in range(args.rounds):
                 one.append(LatencyStats.from_samples(time_inferences(runner, first_image, plan).samples_ms))
                 timed = time_inferences(runner, inputs, plan)

@@ -4,9 +4,10 @@ from __future__ import annotations
 import pytest
 
 from harness.catalog import asserted_figure
+from harness.cell import Cell, Record
 from harness.errors import NcapError
 from harness.results import benchmark_json
-from harness.session import Cell, ComplianceRun, Record
+from harness.session import ComplianceRun
 
 
 @pytest.fixture(scope="session")

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from harness.cell import RunOptions
 from harness.device.address import DeviceAddress
 from harness.errors import NcapError
 from harness.gate.baseline import load_baseline, save_baseline
@@ -15,7 +16,7 @@ from harness.measure.meters import check_spec
 from harness.optimize.recipe import expand_recipe, known_precisions, parse_recipe
 from harness.platform import Platform, load_platform
 from harness.requirements import load_requirements
-from harness.session import ComplianceRun, RunOptions
+from harness.session import ComplianceRun
 
 pytest_plugins = ["harness.fixtures"]
 

@@ -6,6 +6,7 @@ from typing import Any
 
 import numpy as np
 
+from harness.cell import RunOptions
 from harness.gate.baseline import machine_fingerprint, sample_summary
 from harness.gate.compare import Thresholds
 from harness.measure.stats import LatencyStats
@@ -14,7 +15,6 @@ from harness.report.provenance import run_provenance
 from harness.report.render import render_report
 from harness.requirements import Requirements
 from harness.results.store import ResultsStore
-from harness.session import RunOptions
 
 
 def crafted_records(model: str = "dmsnet", platform: str = "host", run_id: str = "run1",

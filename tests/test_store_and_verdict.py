@@ -55,7 +55,7 @@ def test_strict_limit_rejects_the_boundary():
 @pytest.mark.parametrize("recipe, precision", [("qat", "int8"), ("mixed:0.5", "int8"), ("fuse,prune:0.3,int8", "int8"),
                                                ("int4:64", "int4"), ("fp16", "fp16")])
 def test_a_cells_precision_is_what_its_last_pass_ends_in(recipe, precision):
-    from harness.session import Cell
+    from harness.cell import Cell
 
     assert Cell("dmsnet", recipe, "host").precision == precision
 

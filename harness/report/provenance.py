@@ -7,16 +7,14 @@ from __future__ import annotations
 import dataclasses
 import subprocess
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from harness.cache import file_sha256
+from harness.cell import RunOptions
 from harness.data.dataset import SyntheticSpec
 from harness.gate.baseline import machine_fingerprint, package_version
 from harness.models import zoo
 from harness.platform import platforms_dir
-
-if TYPE_CHECKING:
-    from harness.session import RunOptions
 
 PACKAGES = ("dms-ncap", "onnx", "onnxruntime", "torch", "numpy", "scipy", "pandas", "jinja2", "pytest")
 

@@ -1,0 +1,76 @@
+"""A board (`--device ssh://...`): the cell's artifact runs there once, and every figure is the board's."""
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from harness.cell import Cell
+from harness.device.remote import DeviceJob, DeviceRun, run_on_device
+from harness.gate.baseline import sample_summary
+from harness.gate.compare import SecondLook
+from harness.measure import accuracy
+from harness.models import preprocess
+from harness.sources.base import Evidence
+from harness.sources.timed import latency_evidence, power_evidence
+from harness.workspace import Workspace
+
+GRADE = "measured"  # on the target itself
+
+
+class BoardSource:
+    def __init__(self, run: Workspace) -> None:
+        self.run, self.options = run, run.options
+        self.where = f"on the board {self.options.device}"
+
+    def latency(self, cell: Cell) -> Evidence:
+        board = self._board_run(cell)
+        card = self.run.artifact(cell).card
+        settings = board.settings | {"input": f"{card.input.layout} {card.input.channels}x"
+                                              f"{card.input.size[0]}x{card.input.size[1]}"}
+        # a board is identified by its address and runtime settings
+        return latency_evidence(board.latency_run(), GRADE, f"{self.options.latency_plan.describe()}; {self.where}",
+                                settings, {"device": str(self.options.device), **settings})
+
+    def latency_samples(self, cell: Cell) -> np.ndarray | None:
+        return np.asarray(self._board_run(cell).samples_ms)
+
+    def memory(self, cell: Cell) -> Evidence:
+        reading = self._board_run(cell).memory
+        return Evidence(reading.peak_mb, "peak memory", GRADE, reading.method, {
+            "peak_mb": reading.peak_mb, "loaded_mb": reading.loaded_mb, "baseline_mb": reading.baseline_mb,
+            "probes_mb": reading.probes_mb, "model_size_bytes": self.run.artifact(cell).manifest["size_bytes"]})
+
+    def power(self, cell: Cell) -> Evidence:
+        return power_evidence(self._board_run(cell).power, (
+            f"no power meter was named for {self.options.device}; pass --ncap-power-meter SPEC, read on the board"))
+
+    def top1(self, cell: Cell) -> Evidence:
+        card, board = self.run.artifact(cell).card, self._board_run(cell)
+        evaluation = self.run.split_for(card, "evaluation")
+        top1 = accuracy.top1_of_predictions(board.top1, board.score_shapes, card, evaluation)
+        return Evidence(top1, "top-1", GRADE, f"top-1 on the evaluation split of {self.run.dataset.name} "
+                                              f"({len(evaluation)} images), run with "
+                                              f"{self.options.platform.runtime.name}; {self.where}")
+
+    def paired_timing(self, cell: Cell, stored: dict[str, Any]) -> None:
+        return None  # the board runs what the job sends: the baseline's artifact is not shipped beside it
+
+    def second_look(self, cell: Cell, stored: dict[str, Any]) -> SecondLook:
+        """A new board run of the current artifact, judged against the stored figures."""
+        return SecondLook(lambda: ([], sample_summary(np.asarray(self._run(cell).samples_ms))),
+                          lambda: (stored["peak_mb"], self._run(cell).memory.peak_mb))
+
+    def _board_run(self, cell: Cell) -> DeviceRun:
+        """The cell's artifact run once on the board: timing, power, peak memory and the evaluation split."""
+        return self.run.once(("board-run", cell.id), lambda: self._run(cell))
+
+    def _run(self, cell: Cell) -> DeviceRun:
+        card = self.run.artifact(cell).card
+        evaluation = self.run.split_for(card, "evaluation")
+        job = DeviceJob(card.onnx, preprocess.to_tensor(evaluation.images, card.input), self.run.timing_order(card),
+                        self.options.platform.runtime, cell.precision, self.options.threads,
+                        self.options.latency_plan, self.options.power_meter, card.input.name, card.output.name,
+                        self.options.denormals_as_zero)
+        self.run.progress(f"running {cell.id} on {self.options.device}")
+        return run_on_device(self.options.device, job)
