@@ -34,6 +34,7 @@ from harness.gate.slowdown import slowed_copy
 from harness.measure.latency import LatencyPlan, time_inferences
 from harness.measure.memory import measure_peak_memory
 from harness.runtimes.onnxruntime.runner import OnnxRuntimeRunner
+from harness.runtimes.registry import RunnerSpec
 
 PROBE_WORK = 20_000  # extra multiply-adds of the first copy tried for the slow-down
 
@@ -70,8 +71,7 @@ def sized_copy(model: Path, folder: Path, target: float, ratio_of: Callable[[Pat
 
 
 def peak_mb(model: Path, sample: np.ndarray, threads: int) -> float:
-    return measure_peak_memory(model, sample, input_name=None, output_name=None, provider="CPUExecutionProvider",
-                               threads=threads).peak_mb
+    return measure_peak_memory(model, sample, RunnerSpec(threads=threads)).peak_mb
 
 
 def memory_quality(model: Path, folder: Path, sample: np.ndarray, runs: int, growth: float, threads: int) -> int:

@@ -14,6 +14,7 @@ from harness.models.card import load_card
 from harness.optimize.passes import PassContext
 from harness.optimize.recipe import build_artifact, parse_recipe
 from harness.runtimes.onnxruntime.runner import OnnxRuntimeRunner, session_options
+from harness.runtimes.registry import RunnerSpec
 
 
 def _context(card, count=20):
@@ -60,7 +61,7 @@ def test_latency_loop_honours_count_and_duration(tmp_path):
 
 def test_memory_probe_runs_in_a_fresh_process(tmp_path):
     reading = measure_peak_memory(tiny_classifier(tmp_path / "m.onnx"), np.zeros((1, 3, 16, 16), np.float32),
-                                  input_name=None, output_name=None, provider="CPUExecutionProvider", threads=1)
+                                  RunnerSpec())
     # the probe holds ONNX Runtime but not the harness's PyTorch: far below this test process
     assert reading.baseline_mb < reading.peak_mb < 400
     # several processes are probed and the peak is the worst of them
@@ -71,8 +72,7 @@ def test_memory_probe_failure_is_reported(tmp_path):
     bad = tmp_path / "bad.onnx"
     bad.write_bytes(b"garbage")
     with pytest.raises(NcapError, match="memory probe for bad.onnx failed"):
-        measure_peak_memory(bad, np.zeros((1, 3, 16, 16), np.float32), input_name=None, output_name=None,
-                            provider="CPUExecutionProvider", threads=1)
+        measure_peak_memory(bad, np.zeros((1, 3, 16, 16), np.float32), RunnerSpec())
 
 
 def test_int8_upgrades_an_old_opset_and_quantises_per_channel(tmp_path):

@@ -9,6 +9,7 @@ peak, the worst case a budget is about.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import subprocess
 import sys
@@ -36,21 +37,19 @@ class MemoryReading:
     probes_mb: tuple[float, ...] = ()  # every probe's peak, when several processes were probed
 
 
-def measure_peak_memory(model: Path, sample: np.ndarray, *, input_name: str | None, output_name: str | None,
-                        provider: str, threads: int, probes: int = PROBES) -> MemoryReading:
-    """The highest of `probes` fresh processes' peaks, with every probe's figure."""
+def measure_peak_memory(model: Path, sample: np.ndarray, spec: RunnerSpec, probes: int = PROBES) -> MemoryReading:
+    """The highest of `probes` fresh processes' peaks, with every probe's figure; each opens the model as `spec`
+    says (harness.runtimes.registry)."""
     with tempfile.TemporaryDirectory(prefix="ncap-memory-") as scratch:
         sample_path = Path(scratch) / "sample.npy"
         np.save(sample_path, sample)
-        command = [sys.executable, "-m", __name__, str(model), str(sample_path), "--provider", provider,
-                   "--threads", str(threads)]
-        command += ["--input-name", input_name] if input_name else []
-        command += ["--output-name", output_name] if output_name else []
+        command = [sys.executable, "-m", __name__, str(model), str(sample_path),
+                   json.dumps(dataclasses.asdict(spec), default=str)]
         readings = [_probe(command, model) for _ in range(probes)]
     highest = max(readings, key=lambda reading: reading["peak_mb"])
     return MemoryReading(**highest, probes_mb=tuple(reading["peak_mb"] for reading in readings), method=(
         f"peak RSS (VmHWM, the kernel's high-water mark), the highest of {probes} fresh Python processes that each "
-        f"load the model with ONNX Runtime ({provider}, {threads} threads) and run {PROBE_RUNS} batch-1 "
+        f"load the model with {spec.runtime} ({spec.provider}, {spec.threads} threads) and run {PROBE_RUNS} batch-1 "
         "inferences; includes the interpreter and runtime library"))
 
 
@@ -66,17 +65,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("model", type=Path)
     parser.add_argument("sample", type=Path)
-    parser.add_argument("--provider", default="CPUExecutionProvider")
-    parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--input-name")
-    parser.add_argument("--output-name")
+    parser.add_argument("spec", type=json.loads, help="the RunnerSpec as JSON")
     args = parser.parse_args()
     process = psutil.Process()
     sample = np.load(args.sample)
     baseline = process.memory_info().rss
     try:
-        spec = RunnerSpec("onnxruntime", args.threads, args.provider, args.input_name, args.output_name)
-        with open_runner(args.model, spec) as runner:
+        with open_runner(args.model, RunnerSpec(**args.spec)) as runner:
             loaded = process.memory_info().rss
             for _ in range(PROBE_RUNS):
                 runner.infer(sample)

@@ -29,10 +29,14 @@ class HostSource:
         self.run, self.options = run, run.options
 
     def runner(self, card: ModelCard, spinning: bool = True) -> Runner:
+        return open_runner(card.onnx, self._spec(card, spinning))
+
+    def _spec(self, card: ModelCard, spinning: bool = True) -> RunnerSpec:
+        """The profile's runtime, opened with the run's settings."""
         runtime = self.options.platform.runtime
-        return open_runner(card.onnx, RunnerSpec(
-            "onnxruntime", self.options.threads, runtime.execution_provider or "CPUExecutionProvider",
-            card.input.name, card.output.name, spinning, self.options.denormals_as_zero))
+        return RunnerSpec(runtime.name, self.options.threads, runtime.execution_provider or "CPUExecutionProvider",
+                          card.input.name, card.output.name, spinning, self.options.denormals_as_zero,
+                          runtime.delegate)
 
     def latency(self, cell: Cell) -> Evidence:
         card = self.run.artifact(cell).card
@@ -100,10 +104,7 @@ class HostSource:
             return time_inferences(runner, inputs, self.options.latency_plan, meter)
 
     def _probe(self, card: ModelCard):
-        return measure_peak_memory(card.onnx, self.run.timing_inputs(card)[:1], input_name=card.input.name,
-                                   output_name=card.output.name,
-                                   provider=self.options.platform.runtime.execution_provider or "CPUExecutionProvider",
-                                   threads=self.options.threads)
+        return measure_peak_memory(card.onnx, self.run.timing_inputs(card)[:1], self._spec(card))
 
     def _baseline_card(self, cell: Cell, stored: dict[str, Any]) -> ModelCard | None:
         before = cached_artifact(stored.get("artifact_sha256"))
