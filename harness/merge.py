@@ -15,6 +15,7 @@ from harness.gate.baseline import Baseline, cell_figures, load_baseline
 from harness.gate.compare import Thresholds, gate_notes, regression_verdict
 from harness.report import outcome
 from harness.report.render import STORE, render_report
+from harness.results.record import StoredRecord, stored
 from harness.results.store import ResultsStore
 
 
@@ -65,11 +66,12 @@ def regression_records(records: list[dict[str, Any]], baseline: Baseline,
         if record["metric"] == "latency":
             verdict, figures = regression_verdict(record["cell"], baseline.cells.get(record["cell"]),
                                                   current.get(record["cell"], {}), thresholds)
-            gated.append({**{k: record[k] for k in ("run_id", "timestamp", "cell", "model", "precision", "platform",
-                                                    "grade")},
-                          "metric": "regression", "verdict": verdict.status, "message": verdict.message,
-                          "method": f"against baseline {baseline.path}; {thresholds.describe()}",
-                          "baseline_sha256": baseline.sha256, **figures})
+            gated.append(stored({
+                **{k: record[k] for k in ("run_id", "timestamp", "cell", "model", "precision", "platform", "recipe",
+                                          "grade")},
+                "metric": "regression", "verdict": verdict.status, "message": verdict.message,
+                "method": f"against baseline {baseline.path}; {thresholds.describe()}",
+                "baseline_sha256": baseline.sha256, **figures}).model_dump())
     return gated
 
 
@@ -116,7 +118,7 @@ def main(argv: list[str] | None = None) -> int:
     (args.out / STORE).unlink(missing_ok=True)
     store = ResultsStore(args.out / STORE)
     for record in records:
-        store.append(record)
+        store.append(StoredRecord.model_validate(record))
     render_report(records, args.out, provenance, notes)
     compliance, gate = outcome.compliance(records), outcome.gate(records)
     print(f"ncap merge: {len(records)} records from {len(args.shards)} shards -> {args.out}\n"

@@ -10,7 +10,6 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 from collections.abc import Callable
-from typing import Any
 
 import numpy as np
 
@@ -18,6 +17,7 @@ from harness import metrics
 from harness.catalog import is_requirement
 from harness.cell import Cell, Record, RunOptions
 from harness.errors import NcapError
+from harness.results.record import StoredRecord, stored
 from harness.results.store import ResultsStore
 from harness.sources.base import FigureSource
 from harness.sources.board import BoardSource
@@ -100,10 +100,10 @@ class ComplianceRun:
             self._written.add((record.metric, record.cell.id))
             self.store.append(self._stored(record, test_id))
 
-    def _stored(self, record: Record, test_id: str | None) -> dict[str, Any]:
+    def _stored(self, record: Record, test_id: str | None) -> StoredRecord:
         cell, artifact = record.cell, self.workspace.built_artifact(record.cell)
         dataset = self.workspace.__dict__.get("dataset")  # None when the run stopped before it was made
-        return {
+        return stored({
             "run_id": self.run_id, "timestamp": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
             "cell": cell.id, "model": cell.model, "precision": cell.precision, "platform": cell.platform,
             "recipe": cell.recipe, "metric": record.metric, "verdict": record.verdict.status,
@@ -112,4 +112,4 @@ class ComplianceRun:
             "artifact_sha256": artifact.sha256 if artifact else None,
             **({key: artifact.manifest.get(key) for key in ARTIFACT_FIGURES} if artifact else {}),
             "dataset": dataset.name if dataset else None, "dataset_sha256": dataset.fingerprint if dataset else None,
-            "test_id": test_id, **record.figures}
+            "test_id": test_id, **record.figures})

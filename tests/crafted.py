@@ -14,6 +14,7 @@ from harness.platform import load_platform
 from harness.report.provenance import run_provenance
 from harness.report.render import render_report
 from harness.requirements import Requirements
+from harness.results.record import StoredRecord
 from harness.results.store import ResultsStore
 
 
@@ -48,7 +49,7 @@ def write_shard(folder: Path, records: list[dict[str, Any]], gate: Thresholds | 
     """A report folder as the plugin leaves it: results.jsonl, the report files and the manifest."""
     store = ResultsStore(folder / "results.jsonl")
     for record in records:
-        store.append(record)
+        store.append(StoredRecord.model_validate(record))
     options = RunOptions(platform=load_platform(records[0]["platform"]), models=(), recipes=(),
                          requirements=Requirements(), report_dir=folder, gate=gate or Thresholds())
     render_report(records, folder, [run_provenance(records[0]["run_id"], options)])

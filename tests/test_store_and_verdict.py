@@ -3,15 +3,23 @@ import multiprocessing
 
 import pytest
 
+from harness.errors import NcapError
 from harness.requirements import Limit
+from harness.results.record import SCHEMA_VERSION, StoredRecord, stored
 from harness.results.store import ResultsStore
 from harness.verdict import judge
+
+
+def _record(**figures) -> StoredRecord:
+    return stored({"run_id": "a", "timestamp": "2026-12-01T10:00:00+00:00", "cell": "tiny-fp32-host", "model": "tiny",
+                   "precision": "fp32", "platform": "host", "recipe": "fp32", "metric": "latency", "verdict": "pass",
+                   "message": "within the limit", **figures})
 
 
 def _append_many(path, worker):
     store = ResultsStore(path)
     for index in range(200):
-        store.append({"worker": worker, "index": index, "pad": "x" * 500})
+        store.append(_record(worker=worker, index=index, pad="x" * 500))
 
 
 def test_parallel_appends_never_interleave(tmp_path):
@@ -27,15 +35,29 @@ def test_parallel_appends_never_interleave(tmp_path):
 
 def test_a_line_cut_short_by_a_crash_loses_nothing_else(tmp_path):
     store = ResultsStore(tmp_path / "results.jsonl")
-    store.append({"run_id": "a", "n": 1})
+    store.append(_record(n=1))
     with store.path.open("a") as handle:
         handle.write('{"run_id": "a", "n": ')  # the process died mid-line
-    assert store.records("a") == [{"run_id": "a", "n": 1}]
+    assert store.records("a") == [_record(n=1).model_dump()]
 
 
 def test_non_finite_figures_are_refused_not_written(tmp_path):
     with pytest.raises(ValueError):
-        ResultsStore(tmp_path / "r.jsonl").append({"p99_ms": float("nan")})
+        ResultsStore(tmp_path / "r.jsonl").append(_record(p99_ms=float("nan")))
+
+
+def test_a_record_from_before_the_schema_version_still_reads_and_a_foreign_line_is_named(tmp_path):
+    store = ResultsStore(tmp_path / "results.jsonl")
+    old = _record(p99_ms=1.0).model_dump()
+    del old["schema_version"], old["recipe"]  # what a results file from before the schema holds
+    store.path.write_text(json.dumps(old) + "\n")
+    (read,) = store.records()
+    assert read["schema_version"] == 1 and read["recipe"] == "fp32" and read["p99_ms"] == 1.0
+    assert _record().schema_version == SCHEMA_VERSION
+    with store.path.open("a") as handle:
+        handle.write(json.dumps({"worker": 1}) + "\n")
+    with pytest.raises(NcapError, match=r"results.jsonl line 2 is not a dms-ncap result record: field run_id"):
+        store.records()
 
 
 def test_judge_gives_figure_limit_and_margin():

@@ -2,7 +2,8 @@
 
 Appends take an exclusive lock so parallel workers (pytest-xdist) never interleave lines, and
 each line is written with a single write() so a crash leaves at worst one incomplete last line,
-which `read_records` skips, never losing what was measured before.
+which the reader skips, never losing what was measured before. Every line is a StoredRecord
+(harness.results.record) on the way in and on the way out.
 """
 from __future__ import annotations
 
@@ -13,14 +14,17 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from harness.results.record import StoredRecord, parse
+
 
 class ResultsStore:
     def __init__(self, path: Path) -> None:
         self.path = path
 
-    def append(self, record: dict[str, Any]) -> None:
+    def append(self, record: StoredRecord) -> None:
+        """Refuses a non-finite figure (ValueError) rather than write a line no JSON reader accepts."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        line = (json.dumps(record, sort_keys=True, allow_nan=False) + "\n").encode()
+        line = (json.dumps(record.model_dump(), sort_keys=True, allow_nan=False) + "\n").encode()
         descriptor = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
         try:
             fcntl.flock(descriptor, fcntl.LOCK_EX)
@@ -30,14 +34,16 @@ class ResultsStore:
             os.close(descriptor)  # closing releases the lock
 
     def records(self, run_id: str | None = None) -> list[dict[str, Any]]:
-        return [r for r in self._read() if run_id is None or r.get("run_id") == run_id]
+        """The stored records (of one run), each read through the schema, as plain dicts for the readers."""
+        return [r.model_dump() for r in self._read() if run_id is None or r.run_id == run_id]
 
-    def _read(self) -> Iterator[dict[str, Any]]:
+    def _read(self) -> Iterator[StoredRecord]:
         if not self.path.is_file():
             return
         with self.path.open() as handle:
-            for line in handle:
+            for number, line in enumerate(handle, start=1):
                 try:
-                    yield json.loads(line)
+                    fields = json.loads(line)
                 except json.JSONDecodeError:
                     continue  # a line cut short by a crash; every complete line still counts
+                yield parse(fields, f"{self.path} line {number}")
