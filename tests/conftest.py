@@ -1,7 +1,15 @@
-"""Small, fast stand-ins for the harness's own tests: a tiny ONNX classifier and an image folder."""
+"""Small, fast stand-ins for the harness's own tests: a tiny ONNX classifier, an image folder, and report folders
+that the real compliance suite writes for them (for the report and merge tests, which read what a run writes,
+never hand-made records)."""
 from __future__ import annotations
 
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import onnx
@@ -13,6 +21,8 @@ from onnx import TensorProto, helper
 from PIL import Image
 
 from harness.data import synthetic
+from harness.gate.slowdown import slowed_copy
+from harness.results.store import ResultsStore
 
 # pytester's in-process runs drop the modules first imported inside them, but torch's ONNX exporter and
 # onnxscript keep global state from their first import (registries, the tracing evaluator), so a second
@@ -92,3 +102,46 @@ def _private_cache(request: pytest.FixtureRequest, tmp_path_factory: pytest.Temp
     and this autouse fixture then reaches suites/ too, which retrained every model in a throwaway cache."""
     if request.node.get_closest_marker("ncap") is None:
         monkeypatch.setenv("NCAP_CACHE", str(tmp_path_factory.getbasetemp() / "ncap-cache"))
+
+
+# a dataset folder name a report must escape: it reaches the report as the dataset's name
+HOSTILE_NAME = "<img src=x onerror=alert(1)>"
+FAST = ("--ncap-min-runs", "300", "--ncap-min-seconds", "0.05", "--ncap-warmup", "2", "-p", "no:cacheprovider")
+
+
+@pytest.fixture(scope="session")
+def measured_shard(tmp_path_factory: pytest.TempPathFactory) -> Callable[..., Path]:
+    """`measured_shard(name, platform=..., model=..., slowed=..., options=...)`: the report folder of a compliance
+    run of the tiny model (fp32 and int8), made once per session and copied fresh for each call. `slowed`: the
+    model's ONNX is swapped for a copy doing that much extra work (harness.gate.slowdown)."""
+    made: dict[tuple[Any, ...], Path] = {}
+    root = tmp_path_factory.mktemp("shards")
+    images = write_image_folder(root / HOSTILE_NAME)
+    suite = root / "test_ncap.py"
+    shutil.copy(SUITE, suite)
+
+    def make(name: str, platform: str = "host", model: str = "tiny", slowed: int = 0,
+             options: tuple[str, ...] = ()) -> Path:
+        key = (platform, model, slowed, options)
+        if key not in made:
+            folder = root / f"{len(made)}-{model}-{platform}"
+            folder.mkdir()
+            onnx = tiny_classifier(folder / "model.onnx")
+            if slowed:
+                onnx = slowed_copy(onnx, folder / "slowed.onnx", slowed)
+            card = write_card(folder, onnx.name, name=model)
+            environment = {**os.environ, "NCAP_CACHE": str(root / "cache")}
+            done = subprocess.run([sys.executable, "-m", "pytest", str(suite), "-m", "ncap", "--model", str(card),
+                                   "--dataset", str(images), "--precision", "fp32,int8", "--platform", platform,
+                                   "--ncap-report", str(folder / "report"), *FAST, *options],
+                                  cwd=folder, env=environment, capture_output=True, text=True, timeout=600)
+            assert (folder / "report" / "summary.json").is_file(), done.stdout[-3000:] + done.stderr[-2000:]
+            made[key] = folder / "report"
+        copy = tmp_path_factory.mktemp(name) / "report"
+        shutil.copytree(made[key], copy)
+        return copy
+    return make
+
+
+def shard_records(folder: Path) -> list[dict[str, Any]]:
+    return ResultsStore(folder / "results.jsonl").records()

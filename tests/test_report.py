@@ -9,24 +9,22 @@ import xml.etree.ElementTree as ElementTree
 from pathlib import Path
 
 import pytest
-from crafted import crafted_records, write_shard
 from PIL import Image
 from test_plugin import run_suite, suite  # noqa: F401  (the pytester fixture)
 
+from conftest import HOSTILE_NAME, shard_records
 from harness.report import outcome, plots
-
-SCRIPT = "<script>alert(1)</script>"
 
 
 @pytest.fixture
-def report(tmp_path: Path) -> Path:
-    return write_shard(tmp_path / "report", crafted_records(model=SCRIPT))
+def report(measured_shard) -> Path:
+    return measured_shard("report")
 
 
-def test_a_model_name_with_a_script_tag_renders_inert(report):
+def test_a_hostile_dataset_name_renders_inert(report):
     html = (report / "report.html").read_text()
-    assert SCRIPT not in html and "<script" not in html
-    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html
+    assert HOSTILE_NAME not in html and "<script" not in html
+    assert "&lt;img src=x onerror=alert(1)&gt;" in html
 
 
 def test_summary_has_the_headline_and_a_traceable_matrix(report):
@@ -34,10 +32,9 @@ def test_summary_has_the_headline_and_a_traceable_matrix(report):
     assert summary["compliance"]["verdict"] == "provisional"  # power is only an estimate
     assert "power (skip, estimated)" in summary["compliance"]["reason"]
     latency = next(r for r in summary["matrix"] if r["id"] == "NCAP-LAT-01")
-    assert latency["test_id"].startswith("suites/test_ncap.py::test_latency[")
-    recorded = next(r for r in map(json.loads, (report / "results.jsonl").read_text().splitlines())
-                    if r["metric"] == "latency" and r["cell"] == latency["cell"])
-    assert latency["figure"] == recorded["p99_ucb_ms"] and latency["limit_source"] == "the article"
+    assert "test_ncap.py::test_latency[tiny-" in latency["test_id"]
+    recorded = next(r for r in shard_records(report) if r["metric"] == "latency" and r["cell"] == latency["cell"])
+    assert latency["figure"] == recorded["p99_ucb_ms"] and "source article" in latency["limit_source"]
     assert {r["id"] for r in summary["matrix"]} >= {"NCAP-MEM-01", "NCAP-PWR-01", "NCAP-ACC-INT8"}
     provenance = summary["provenance"][0]
     assert provenance["platform_profile"]["sha256"] and provenance["packages"]["onnxruntime"]
@@ -54,8 +51,9 @@ def test_summary_has_the_headline_and_a_traceable_matrix(report):
     ({"grade": "projected"}, "provisional"),
     ({"verdict": "error"}, "provisional"),
 ])
-def test_headline_verdict(change, verdict):
-    records = [r for r in crafted_records() if r["metric"] != "power"]
+def test_headline_verdict(change, verdict, measured_shard):
+    records = [r for r in shard_records(measured_shard("verdicts")) if r["metric"] != "power"]
+    assert records[0]["metric"] == "latency"
     records[0].update(change)
     assert outcome.compliance(records)["verdict"] == verdict
 
@@ -109,16 +107,15 @@ def chromium(*args: str) -> subprocess.CompletedProcess:
 
 
 @pytest.mark.skipif(shutil.which("chromium") is None, reason="headless Chromium is not installed (.ci/run installs it)")
-def test_a_merged_two_platform_report_reads_in_headless_chromium(tmp_path):
+def test_a_merged_two_platform_report_reads_in_headless_chromium(tmp_path, measured_shard):
     from harness.merge import main
 
-    shards = [write_shard(tmp_path / platform, crafted_records(model=SCRIPT, platform=platform, run_id=platform))
-              for platform in ("host", "qcs8255")]
+    shards = [measured_shard(platform, platform=platform) for platform in ("host", "qcs8255")]
     assert main(["merge", "--out", str(tmp_path / "merged"), *map(str, shards)]) == 0
     page = (tmp_path / "merged" / "report.html").as_uri()
     dom = chromium("--dump-dom", page).stdout
     assert 'id="verdicts"' in dom and 'id="headline"' in dom and "qcs8255" in dom and "<svg" in dom
-    assert "<script>alert" not in dom
+    assert "<img src=x onerror" not in dom
     screenshot = tmp_path / "report.png"
     chromium(f"--screenshot={screenshot}", "--window-size=1280,1600", page)
     colours = Image.open(screenshot).convert("RGB").getcolors(maxcolors=1 << 16)
