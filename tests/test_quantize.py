@@ -1,4 +1,7 @@
 """INT8 granularity, INT4 and accuracy-aware mixed precision on small real ONNX models."""
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -7,6 +10,7 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 from conftest import tiny_classifier, write_card
+from harness import cache
 from harness.data.dataset import Dataset, ImageSet
 from harness.errors import NcapError
 from harness.measure.accuracy import top1
@@ -144,3 +148,25 @@ def test_an_artifact_is_rebuilt_when_the_card_feeds_the_model_differently(tmp_pa
     after = build_artifact(shifted, parse_recipe("int8"), PassContext(shifted, context.calibration,
                                                                       context.data_fingerprint, context.dataset))
     assert after.sha256 != before.sha256  # calibrated on differently normalised inputs: other scales
+
+
+def test_a_damaged_cached_artifact_is_rebuilt_not_trusted(tmp_path):
+    card, context = _context(tmp_path, tiny_classifier(tmp_path / "m.onnx", size=SIZE))
+    int8 = build_artifact(card, parse_recipe("int8"), context)
+    fp32 = build_artifact(card, parse_recipe("fp32"), context)
+    # the INT8 file swapped for the FP32 one, then cut short: each time the record's sha256 no longer matches
+    for damage in (lambda path: shutil.copy(fp32.card.onnx, path), lambda path: path.write_bytes(b"\x08\x07")):
+        damage(int8.card.onnx)
+        again = build_artifact(card, parse_recipe("int8"), context)
+        assert again.sha256 == int8.sha256 == cache.file_sha256(again.card.onnx)
+
+
+def test_a_staging_folder_of_a_killed_build_is_removed(tmp_path):
+    card, context = _context(tmp_path, tiny_classifier(tmp_path / "m.onnx", size=SIZE))
+    artifacts = cache.cache_root() / "artifacts"
+    artifacts.mkdir(parents=True, exist_ok=True)
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    orphan = artifacts / f".step-{dead.stdout.strip()}-abc"
+    (orphan / "partial").mkdir(parents=True)
+    build_artifact(card, parse_recipe("int8:Entropy"), context)  # a new step to build
+    assert not orphan.exists()

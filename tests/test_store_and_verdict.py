@@ -39,6 +39,8 @@ def test_a_line_cut_short_by_a_crash_loses_nothing_else(tmp_path):
     with store.path.open("a") as handle:
         handle.write('{"run_id": "a", "n": ')  # the process died mid-line
     assert store.records("a") == [_record(n=1).model_dump()]
+    store.append(_record(n=2))  # the next writer starts a line of its own: its record is not glued to the tail
+    assert [r["n"] for r in store.records("a")] == [1, 2]
 
 
 def test_non_finite_figures_are_refused_not_written(tmp_path):

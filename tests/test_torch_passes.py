@@ -215,3 +215,23 @@ def test_complexity_counts_an_int4_matmul_as_the_float_weights_it_packs(tmp_path
     opsets = [helper.make_opsetid("", 13), helper.make_opsetid("com.microsoft", 1)]
     onnx.save(helper.make_model(graph, opset_imports=opsets), str(path))
     assert complexity.measure(path) == complexity.Complexity(params=2560 + 10, macs=2560)
+
+
+class _Trap:
+    """A pickle that writes a file when it is loaded: what a hostile module.pt would do."""
+
+    def __init__(self, marker) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        return (open, (str(self.marker), "w"))
+
+
+def test_a_module_pt_beside_a_users_onnx_is_never_unpickled(tmp_path, dataset):
+    card = load_card(write_card(tmp_path, tiny_classifier(tmp_path / "m.onnx").name))
+    marker = tmp_path / "code-ran"
+    torch.save(_Trap(marker), tmp_path / "module.pt")
+    context = PassContext(card, dataset.calibration, dataset.fingerprint, dataset, trained=None)
+    with pytest.raises(NcapError, match="needs a zoo model"):
+        build_artifact(card, parse_recipe("prune:0.5,fp32"), context)
+    assert not marker.exists()

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import sys
 import tempfile
@@ -12,6 +13,7 @@ from typing import Any
 
 import onnx
 import onnxruntime
+import psutil
 import torch
 
 from harness import cache
@@ -117,9 +119,13 @@ def build_artifact(card: ModelCard, recipe: list[Pass], context: PassContext) ->
         key = cache.content_key(source_sha, step.name, step.params(), context.data_fingerprint, feeding,
                                 onnx.__version__, onnxruntime.__version__, torch.__version__, _code_sha256(step))
         folder = cache.cache_root() / "artifacts" / key[:32]
-        if not (folder / "step.json").is_file():
+        record = _verified_step(folder)
+        if record is None:
             _run_step(step, source, folder, context)
-        record = json.loads((folder / "step.json").read_text())
+            record = _verified_step(folder)
+        if record is None:
+            raise NcapError(f"the cached artifact in {folder} does not match its own record after a rebuild; "
+                            "remove the folder (or $NCAP_CACHE) and run again")
         steps.append(record)
         source, source_sha = folder / "model.onnx", record["sha256"]
     manifest = {"source": str(card.onnx), "source_sha256": cache.file_sha256(card.onnx),
@@ -138,6 +144,22 @@ def cached_artifact(sha256: str | None) -> Path | None:
     return None
 
 
+def _verified_step(folder: Path) -> dict[str, Any] | None:
+    """The step's record when its model file still has the sha256 the record gives; otherwise None, and a
+    folder whose record or file was damaged (a swapped file, a truncated one) is removed so it is rebuilt."""
+    try:
+        record = json.loads((folder / "step.json").read_text())
+        if cache.file_sha256(folder / "model.onnx") == record["sha256"]:
+            return record
+    except FileNotFoundError:
+        if not folder.exists():
+            return None
+    except (OSError, ValueError, KeyError, TypeError):
+        pass
+    shutil.rmtree(folder, ignore_errors=True)
+    return None
+
+
 def _complexity(before: Path, after: Path) -> dict[str, int | None]:
     """Parameters and MACs (per image) of the source model and of the artifact, read from their graphs."""
     first, last = complexity.measure(before), complexity.measure(after)
@@ -152,7 +174,8 @@ def _code_sha256(step: Pass) -> str:
 
 def _run_step(step: Pass, source: Path, folder: Path, context: PassContext) -> None:
     folder.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=".step-", dir=folder.parent))
+    _remove_orphan_staging(folder.parent)
+    staging = Path(tempfile.mkdtemp(prefix=f".step-{os.getpid()}-", dir=folder.parent))
     try:
         did = step.apply(source, staging / "model.onnx", context)
         record = {"pass": step.name, "params": step.params(), "did": did,
@@ -170,3 +193,11 @@ def _run_step(step: Pass, source: Path, folder: Path, context: PassContext) -> N
         shutil.rmtree(staging, ignore_errors=True)
         raise NcapError(f"pass {step.name} failed on {source.name}: {type(exc).__name__}: "
                         f"{str(exc).strip()[:200]}") from exc
+
+
+def _remove_orphan_staging(artifacts: Path) -> None:
+    """Staging folders of builds whose process is gone (killed mid-quantisation): never renamed into place."""
+    for staging in artifacts.glob(".step-*"):
+        owner = staging.name.split("-")[1]
+        if not owner.isdigit() or not psutil.pid_exists(int(owner)):
+            shutil.rmtree(staging, ignore_errors=True)

@@ -25,10 +25,17 @@ class ResultsStore:
         """Refuses a non-finite figure (ValueError) rather than write a line no JSON reader accepts."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
         line = (json.dumps(record.model_dump(), sort_keys=True, allow_nan=False) + "\n").encode()
-        descriptor = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        descriptor = os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
         try:
             fcntl.flock(descriptor, fcntl.LOCK_EX)
-            os.write(descriptor, line)
+            if _ends_mid_line(descriptor):  # a writer died (or a disk filled) mid-line: start on a line of our own
+                line = b"\n" + line
+            written = 0
+            while written < len(line):  # os.write may write less than asked; 0 bytes means it cannot go on
+                count = os.write(descriptor, line[written:])
+                if count == 0:
+                    raise OSError(f"could not write to {self.path}")
+                written += count
             os.fsync(descriptor)
         finally:
             os.close(descriptor)  # closing releases the lock
@@ -47,3 +54,8 @@ class ResultsStore:
                 except json.JSONDecodeError:
                     continue  # a line cut short by a crash; every complete line still counts
                 yield parse(fields, f"{self.path} line {number}")
+
+
+def _ends_mid_line(descriptor: int) -> bool:
+    size = os.fstat(descriptor).st_size
+    return size > 0 and os.pread(descriptor, 1, size - 1) != b"\n"

@@ -7,6 +7,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from harness import cache
 from harness.data.dataset import Dataset
 from harness.errors import NcapError
 from harness.models import export, preprocess, train, zoo
@@ -29,8 +30,10 @@ def zoo_module(trained: train.TrainedModel) -> nn.Module:
 def load_module(source: Path, context: PassContext, pass_name: str) -> nn.Module:
     """The network `source` was exported from: the previous PyTorch pass's module, else the zoo's."""
     saved = source.with_name(MODULE_FILE)
-    if saved.is_file():
-        return torch.load(saved, weights_only=False)  # our own cache, written by save_module
+    # Only a module this harness pickled into its own artifact cache is loaded: unpickling runs code, so a
+    # module.pt lying beside a user's ONNX file is never touched.
+    if saved.is_file() and saved.resolve().is_relative_to((cache.cache_root() / "artifacts").resolve()):
+        return torch.load(saved, weights_only=False)  # written by save_module
     if context.trained is None:
         raise NcapError(f"pass {pass_name} changes a PyTorch network and needs a zoo model; {context.card.name} "
                         "is an ONNX model without one. Use the ONNX-level passes (fp32, fp16, int8) on it")
