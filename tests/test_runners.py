@@ -94,3 +94,20 @@ def test_tensorrt_runs_an_onnx_artifact(tmp_path, precision):
     with OnnxRuntimeRunner(model) as reference, TensorRTRunner(model, precision=precision) as runner:
         np.testing.assert_allclose(runner.infer(batch), reference.infer(batch), rtol=0.05, atol=0.05)
         assert runner.last_inference_seconds > 0
+
+
+def test_an_engine_is_built_once_per_model_content_and_settings(tmp_path):
+    from harness.runtimes.tensorrt.loader import cached_engine
+
+    model = tiny_classifier(tmp_path / "tiny.onnx")
+    builds: list[str] = []
+
+    def build(label: str):
+        return lambda: builds.append(label) or f"engine {label}".encode()
+    fp16 = {"precision": "fp16", "tensorrt": "10.x", "gpu": "a GPU"}
+    assert cached_engine(model, fp16, build("first")) == b"engine first"
+    assert cached_engine(model, fp16, build("again")) == b"engine first"  # from the cache: not built again
+    assert cached_engine(model, {**fp16, "gpu": "another GPU"}, build("other gpu")) == b"engine other gpu"
+    tiny_classifier(model, seed=1)  # new weights, same path: a new engine
+    assert cached_engine(model, fp16, build("new weights")) == b"engine new weights"
+    assert builds == ["first", "other gpu", "new weights"]

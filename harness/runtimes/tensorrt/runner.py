@@ -1,4 +1,5 @@
-"""TensorRT runner: builds an engine from an ONNX file (FP32, FP16 or INT8) and runs it on the GPU.
+"""TensorRT runner: runs an engine built from an ONNX file (FP32, FP16 or INT8; loader.py builds and caches it)
+on the GPU.
 
 Written against the TensorRT 10 Python API (name-based tensor addresses, `execute_async_v3`);
 device buffers are torch CUDA tensors, so no other CUDA binding is needed. INT8 expects a
@@ -13,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from harness.errors import NcapError
+from harness.runtimes.tensorrt.loader import build_engine, cached_engine
 
 MAX_BATCH = 8  # the optimisation profile's upper bound for a dynamic batch axis
 
@@ -42,31 +44,11 @@ class TensorRTRunner:
 
         if not torch.cuda.is_available():
             raise NcapError("TensorRT needs an NVIDIA GPU and torch with CUDA to hold its buffers; none here")
+        settings = {"precision": self.precision, "workspace_bytes": self.workspace_bytes, "max_batch": MAX_BATCH,
+                    "tensorrt": trt.__version__, "gpu": torch.cuda.get_device_name()}
+        serialized = cached_engine(self.model, settings, lambda: build_engine(
+            trt, self.model, self.precision, self.workspace_bytes, MAX_BATCH))
         logger = trt.Logger(trt.Logger.WARNING)
-        builder = trt.Builder(logger)
-        network = builder.create_network(0)  # explicit batch, the only mode in TensorRT 10
-        parser = trt.OnnxParser(network, logger)
-        if not parser.parse(self.model.read_bytes()):
-            errors = "; ".join(str(parser.get_error(i)) for i in range(parser.num_errors))
-            raise NcapError(f"TensorRT cannot parse {self.model.name}: {errors[:300]}")
-        config = builder.create_builder_config()
-        config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, self.workspace_bytes)
-        if self.precision == "fp16":
-            config.set_flag(trt.BuilderFlag.FP16)
-        if self.precision == "int8":
-            config.set_flag(trt.BuilderFlag.INT8)
-        profile = builder.create_optimization_profile()
-        for index in range(network.num_inputs):
-            tensor = network.get_input(index)
-            shape = list(tensor.shape)
-            smallest = tuple(1 if d < 0 else d for d in shape)
-            largest = tuple(MAX_BATCH if d < 0 else d for d in shape)
-            profile.set_shape(tensor.name, smallest, smallest, largest)
-        config.add_optimization_profile(profile)
-        serialized = builder.build_serialized_network(network, config)
-        if serialized is None:
-            raise NcapError(f"TensorRT could not build an {self.precision} engine for {self.model.name}; "
-                            "see the TensorRT log above")
         self._engine = trt.Runtime(logger).deserialize_cuda_engine(serialized)
         self._context = self._engine.create_execution_context()
         names = [self._engine.get_tensor_name(i) for i in range(self._engine.num_io_tensors)]
