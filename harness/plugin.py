@@ -96,9 +96,11 @@ def _run_options(config: pytest.Config) -> RunOptions:
     if config.getoption("ncap_power_meter"):
         check_spec(config.getoption("ncap_power_meter"))
     baseline_file = config.getoption("ncap_baseline")
-    gate = Thresholds(config.getoption("ncap_gate_alpha"), config.getoption("ncap_gate_latency"),
-                      config.getoption("ncap_gate_memory"), config.getoption("ncap_gate_accuracy"))
-    extra = {"threads": config.getoption("ncap_threads")} if config.getoption("ncap_threads") else {}
+    gate = _thresholds(config)
+    threads = config.getoption("ncap_threads")
+    if threads is not None and threads < 1:
+        raise NcapError(f"--ncap-threads {threads} is not a thread count; give 1 or more")
+    extra = {"threads": threads} if threads else {}
     return RunOptions(platform=platform, models=models, recipes=recipes,
                       requirements=load_requirements(requirements_file), report_dir=config.getoption("ncap_report"),
                       dataset_dir=config.getoption("dataset"), latency_plan=plan,
@@ -122,12 +124,28 @@ def _latency_plan(config: pytest.Config) -> LatencyPlan:
     return LatencyPlan(warmup, runs, seconds)
 
 
+def _thresholds(config: pytest.Config) -> Thresholds:
+    """The gate's thresholds, or an NcapError naming the option: a NaN or out-of-range one would pass any change."""
+    alpha, latency, memory, accuracy = (config.getoption(f"ncap_gate_{name}")
+                                        for name in ("alpha", "latency", "memory", "accuracy"))
+    if not (math.isfinite(alpha) and 0 < alpha < 1):
+        raise NcapError(f"--ncap-gate-alpha {alpha} is not a significance level; give a number between 0 and 1")
+    for name, value in (("latency", latency), ("memory", memory), ("accuracy", accuracy)):
+        if not (math.isfinite(value) and value >= 0):
+            raise NcapError(f"--ncap-gate-{name} {value} is not a finite, non-negative threshold")
+    return Thresholds(alpha, latency, memory, accuracy)
+
+
 def _device(config: pytest.Config, platform: Platform) -> DeviceAddress | None:
+    if config.getoption("device") == "":
+        raise NcapError("--device is empty; give ssh://USER@HOST[:PORT] or leave the option out")
     address = config.getoption("device") or platform.device
     return DeviceAddress.parse(address) if address else None
 
 
 def _precisions(text: str | None, platform: Platform) -> tuple[str, ...]:
+    if text is not None and not text.strip(", "):
+        raise NcapError(f"--precision {text!r} names no precision; known: {', '.join(known_precisions())}")
     precisions = (tuple(p.strip() for p in text.split(",")) if text
                   else tuple(platform.default_precisions or platform.precisions))
     unknown = [p for p in precisions if p not in known_precisions()]

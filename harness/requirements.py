@@ -2,9 +2,10 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Annotated
 
 import yaml
-from pydantic import BaseModel, ConfigDict, PositiveFloat, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from harness.errors import NcapError
 from harness.platform import Precision, describe_validation_error
@@ -40,14 +41,20 @@ class Requirements(BaseModel):
     }
 
 
+# finite numbers only: an infinite or NaN limit would pass everything or nothing; a drop bound below zero would
+# demand that quantisation improve accuracy
+PositiveLimit = Annotated[float, Field(gt=0, allow_inf_nan=False, strict=True)]
+DropLimit = Annotated[float, Field(ge=0, allow_inf_nan=False, strict=True)]
+
+
 class _Overrides(BaseModel):
     """The user's file: any key may be left out; values are plain numbers."""
 
     model_config = ConfigDict(extra="forbid")
-    latency_ms: PositiveFloat | None = None
-    power_w: PositiveFloat | None = None
-    memory_mb: PositiveFloat | None = None
-    accuracy_drop_pt: dict[Precision, float] = {}
+    latency_ms: PositiveLimit | None = None
+    power_w: PositiveLimit | None = None
+    memory_mb: PositiveLimit | None = None
+    accuracy_drop_pt: dict[Precision, DropLimit] = {}
 
 
 def load_requirements(path: Path | None) -> Requirements:

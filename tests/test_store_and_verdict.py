@@ -1,5 +1,6 @@
 import json
 import multiprocessing
+from pathlib import Path
 
 import pytest
 
@@ -94,3 +95,21 @@ def test_a_recipe_that_ends_in_fp32_is_held_to_its_accuracy_drop_only_the_refere
     assert outcome.compliance([pruned])["verdict"] == "not compliant"  # its 12 pt drop is not a reference's
     reference = {**pruned, "cell": "dmsnet-fp32-host", "recipe": "fp32", "verdict": "skip"}
     assert outcome.compliance([reference])["reason"] == "no requirement was checked"
+
+
+def test_an_accuracy_drop_beyond_its_limit_fails_and_names_both_figures():
+    from harness import metrics
+    from harness.cell import Cell, RunOptions
+    from harness.platform import load_platform
+    from harness.requirements import Requirements
+    from harness.sources.base import Evidence
+
+    class KnownTop1:
+        def top1(self, cell):
+            return Evidence({"fp32": 0.90, "int8": 0.85}[cell.recipe], "top-1", "host-measured", "known")
+    options = RunOptions(platform=load_platform("host"), models=(), recipes=(), requirements=Requirements(),
+                         report_dir=Path("unused"))
+    artifact = type("Artifact", (), {"manifest": {"steps": []}})()
+    record = metrics.accuracy(Cell("m", "int8", "host"), KnownTop1(), options, artifact, False, "data", 100)
+    assert record.verdict.status == "fail" and record.figures["drop_pt"] == pytest.approx(5.0)
+    assert "90.00% -> 85.00%" in record.verdict.message and "breaks the limit <= 3" in record.verdict.message
