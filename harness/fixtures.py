@@ -33,8 +33,8 @@ def _measured(request: pytest.FixtureRequest, run: ComplianceRun, metric: str, c
 @pytest.fixture
 def latency(request: pytest.FixtureRequest, ncap_run: ComplianceRun, cell: Cell) -> Record:
     record = _measured(request, ncap_run, "latency", cell)
-    samples = ncap_run.latency_samples(cell)
-    if samples is not None and benchmark_json.wanted(request.config):
+    samples = ncap_run.latency_samples(cell) if benchmark_json.wanted(request.config) else None
+    if samples is not None:
         benchmark_json.publish(request, samples, {
             "cell": cell.id, "grade": record.grade, "p99_ucb_ms": record.figures.get("p99_ucb_ms"),
             "limit_ms": record.limit, "verdict": record.verdict.status, "method": record.method})

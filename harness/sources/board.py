@@ -33,7 +33,8 @@ class BoardSource:
                                 settings, {"device": str(self.options.device), **settings})
 
     def latency_samples(self, cell: Cell) -> np.ndarray | None:
-        return np.asarray(self._board_run(cell).samples_ms)
+        board = self.run.memo.get(("board-run", cell.id))
+        return np.asarray(board.samples_ms) if isinstance(board, DeviceRun) else None
 
     def memory(self, cell: Cell) -> Evidence:
         reading = self._board_run(cell).memory
