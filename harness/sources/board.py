@@ -12,7 +12,7 @@ from harness.gate.compare import SecondLook
 from harness.measure import accuracy
 from harness.models import preprocess
 from harness.sources.base import Evidence
-from harness.sources.timed import latency_evidence, power_evidence
+from harness.sources.measured import input_wording, latency_evidence, memory_evidence, power_evidence
 from harness.workspace import Workspace
 
 GRADE = "measured"  # on the target itself
@@ -26,8 +26,7 @@ class BoardSource:
     def latency(self, cell: Cell) -> Evidence:
         board = self._board_run(cell)
         card = self.run.artifact(cell).card
-        settings = board.settings | {"input": f"{card.input.layout} {card.input.channels}x"
-                                              f"{card.input.size[0]}x{card.input.size[1]}"}
+        settings = board.settings | {"input": input_wording(card)}
         # a board is identified by its address and runtime settings
         return latency_evidence(board.latency_run(), GRADE, f"{self.options.latency_plan.describe()}; {self.where}",
                                 settings, {"device": str(self.options.device), **settings})
@@ -37,10 +36,7 @@ class BoardSource:
         return np.asarray(board.samples_ms) if isinstance(board, DeviceRun) else None
 
     def memory(self, cell: Cell) -> Evidence:
-        reading = self._board_run(cell).memory
-        return Evidence(reading.peak_mb, "peak memory", GRADE, reading.method, {
-            "peak_mb": reading.peak_mb, "loaded_mb": reading.loaded_mb, "baseline_mb": reading.baseline_mb,
-            "probes_mb": reading.probes_mb, "model_size_bytes": self.run.artifact(cell).manifest["size_bytes"]})
+        return memory_evidence(self._board_run(cell).memory, GRADE, self.run.artifact(cell).manifest["size_bytes"])
 
     def power(self, cell: Cell) -> Evidence:
         return power_evidence(self._board_run(cell).power, (

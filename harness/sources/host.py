@@ -18,7 +18,7 @@ from harness.optimize.recipe import cached_artifact
 from harness.runtimes.base import Runner
 from harness.runtimes.registry import RunnerSpec, open_runner
 from harness.sources.base import Evidence
-from harness.sources.timed import latency_evidence, power_evidence
+from harness.sources.measured import input_wording, latency_evidence, memory_evidence, power_evidence
 from harness.workspace import Workspace
 
 GRADE = "host-measured"
@@ -40,7 +40,7 @@ class HostSource:
 
     def latency(self, cell: Cell) -> Evidence:
         card = self.run.artifact(cell).card
-        settings = self.runner(card).settings | {"input": _input_wording(card)}
+        settings = self.runner(card).settings | {"input": input_wording(card)}
         return latency_evidence(self._timed(cell), GRADE, self.options.latency_plan.describe(), settings,
                                 machine_fingerprint(self.options.threads))
 
@@ -50,10 +50,7 @@ class HostSource:
 
     def memory(self, cell: Cell) -> Evidence:
         artifact = self.run.artifact(cell)
-        reading = self._probe(artifact.card)
-        return Evidence(reading.peak_mb, "peak memory", GRADE, reading.method, {
-            "peak_mb": reading.peak_mb, "loaded_mb": reading.loaded_mb, "baseline_mb": reading.baseline_mb,
-            "probes_mb": reading.probes_mb, "model_size_bytes": artifact.manifest["size_bytes"]})
+        return memory_evidence(self._probe(artifact.card), GRADE, artifact.manifest["size_bytes"])
 
     def power(self, cell: Cell) -> Evidence:
         return power_evidence(self._timed(cell).power, (
@@ -110,7 +107,3 @@ class HostSource:
     def _baseline_card(self, cell: Cell, stored: dict[str, Any]) -> ModelCard | None:
         before = cached_artifact(stored.get("artifact_sha256"))
         return None if before is None else self.run.artifact(cell).card.model_copy(update={"onnx": before})
-
-
-def _input_wording(card: ModelCard) -> str:
-    return f"{card.input.layout} {card.input.channels}x{card.input.size[0]}x{card.input.size[1]}"

@@ -1,4 +1,4 @@
-"""Evidence from timed runs, the same for every source that times (host, board)."""
+"""Evidence from measurements, the same for every source that measures (host, board)."""
 from __future__ import annotations
 
 import dataclasses
@@ -6,8 +6,10 @@ from typing import Any
 
 from harness.gate.baseline import sample_summary
 from harness.measure.latency import LatencyRun
+from harness.measure.memory import MemoryReading
 from harness.measure.power import PowerReading
 from harness.measure.stats import InputSpread, LatencyStats
+from harness.models.card import ModelCard
 from harness.sources.base import Evidence
 from harness.workspace import TIMING_ORDER_SEED
 
@@ -32,3 +34,15 @@ def power_evidence(reading: PowerReading | None, reason: str) -> Evidence:
         return Evidence(None, "average power", None, None, reason=reason)
     return Evidence(reading.watts, "average power", reading.grade, reading.method,
                     {"watts": reading.watts, "joules": reading.joules, "window_s": reading.seconds})
+
+
+def memory_evidence(reading: MemoryReading, grade: str, size_bytes: int) -> Evidence:
+    """Peak resident memory of the process that ran the artifact, beside the artifact's file size."""
+    return Evidence(reading.peak_mb, "peak memory", grade, reading.method, {
+        "peak_mb": reading.peak_mb, "loaded_mb": reading.loaded_mb, "baseline_mb": reading.baseline_mb,
+        "probes_mb": reading.probes_mb, "model_size_bytes": size_bytes})
+
+
+def input_wording(card: ModelCard) -> str:
+    """The input a timing fed, for the record's settings: layout, channels and size."""
+    return f"{card.input.layout} {card.input.channels}x{card.input.size[0]}x{card.input.size[1]}"
