@@ -26,6 +26,10 @@ def judged(cell: Cell, metric: str, evidence: Evidence, unit: str, limit: Limit)
         return Record(cell, metric, Verdict("skip", evidence.reason or "no figure"), limit=limit.value,
                       limit_source=limit.source)
     verdict = judge(evidence.what, evidence.value, unit, limit)
+    if evidence.lower_bound and verdict.status == "pass":
+        verdict = Verdict("skip", (
+            f"{evidence.what} {evidence.value:.3g} {unit} is a lower bound: within {limit.wording()} {unit} it shows "
+            "nothing, since the true figure may be above the limit; measure on the device (--device ssh://...)"))
     if evidence.caveat:
         verdict = Verdict(verdict.status, f"{verdict.message} [{evidence.caveat}]")
     return Record(cell, metric, verdict, evidence.grade, evidence.method, limit.value, limit.source, evidence.figures)

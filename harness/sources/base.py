@@ -22,6 +22,7 @@ class Evidence:
     figures: dict[str, Any] = field(default_factory=dict)
     reason: str | None = None
     caveat: str | None = None  # added to the verdict's message (a projection says it is one)
+    lower_bound: bool = False  # the true figure is at least this: it can break an upper limit, never meet one
 
 
 class FigureSource(Protocol):

@@ -36,8 +36,9 @@ class ProjectionSource:
         if self._is_calibration_point(cell, calibrated.baseline):
             what = "projected latency (the calibration point: the article's own figure, not a prediction)"
             figures["calibration_point"] = True
+        # an uncalibrated roofline assumes the datasheet peak is reached: the time is at least this
         return Evidence(projection.latency_ms, what, GRADE, f"{projection.latency_method}; {CAVEAT}", figures,
-                        caveat=CAVEAT)
+                        caveat=CAVEAT, lower_bound=calibrated.baseline is None)
 
     def latency_samples(self, cell: Cell) -> None:
         return None  # nothing is timed
@@ -45,7 +46,7 @@ class ProjectionSource:
     def memory(self, cell: Cell) -> Evidence:
         projection = self._projection(cell)
         return Evidence(projection.memory_mb, "projected memory", GRADE, f"{projection.memory_method}; {CAVEAT}",
-                        {"peak_mb": projection.memory_mb, "known_error": KNOWN_ERROR}, caveat=CAVEAT)
+                        {"peak_mb": projection.memory_mb, "known_error": KNOWN_ERROR}, caveat=CAVEAT, lower_bound=True)
 
     def power(self, cell: Cell) -> Evidence:
         envelope = self.platform.power.envelope_w if self.platform.power else None
