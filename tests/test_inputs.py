@@ -2,8 +2,11 @@
 from pathlib import Path
 
 import numpy as np
+import onnx
 import pytest
+from onnx import TensorProto, helper
 
+from conftest import tiny_classifier, write_card
 from harness.data.dataset import folder_dataset
 from harness.errors import NcapError
 from harness.models.card import InputSpec, load_card
@@ -102,3 +105,21 @@ def test_unreadable_image_is_named(image_folder):
     bad.write_bytes(b"not a png")
     with pytest.raises(NcapError, match="cannot read image .*zz-broken.png"):
         folder_dataset(Path(image_folder))
+
+
+def test_non_finite_scores_are_an_error_not_class_zero(tmp_path, image_folder):
+    from harness.measure import accuracy
+    from harness.runtimes.onnxruntime.runner import OnnxRuntimeRunner
+
+    tiny_classifier(tmp_path / "tiny.onnx")
+    model = onnx.load(str(tmp_path / "tiny.onnx"))  # logits / 0: every score infinite
+    model.graph.initializer.append(helper.make_tensor("zero", TensorProto.FLOAT, [], [0.0]))
+    model.graph.node[-1].output[0] = "finite"
+    model.graph.node.append(helper.make_node("Div", ["finite", "zero"], ["logits"]))
+    onnx.save(model, str(tmp_path / "inf.onnx"))
+    card = load_card(write_card(tmp_path, "inf.onnx", name="inf"))
+    evaluation = folder_dataset(image_folder).evaluation
+    with OnnxRuntimeRunner(card.onnx) as runner, pytest.raises(NcapError, match="non-finite .* scores"):
+        accuracy.top1(runner, card, evaluation)
+    with pytest.raises(NcapError, match="produced 3 non-finite"):
+        accuracy.top1_of_predictions([0] * len(evaluation), [[len(evaluation), 5]], card, evaluation, 3)

@@ -50,7 +50,8 @@ def run(args: argparse.Namespace) -> None:
         step = min(args.batch, runner.max_batch or args.batch)
         for start in range(0, len(inputs), step):
             scores = runner.infer(inputs[start:start + step])
-            emit("scores", shape=list(scores.shape), top1=scores.reshape(len(scores), -1).argmax(axis=1).tolist())
+            emit("scores", shape=list(scores.shape), top1=scores.reshape(len(scores), -1).argmax(axis=1).tolist(),
+                 nonfinite=int(np.size(scores) - np.isfinite(scores).sum()))
     emit("done")
 
 

@@ -61,6 +61,7 @@ class DeviceRun:
     memory: MemoryReading | None = None
     top1: list[int] = field(default_factory=list)
     score_shapes: list[list[int]] = field(default_factory=list)
+    nonfinite_scores: int = 0
     done: bool = False
 
     def take(self, event: dict[str, Any]) -> None:
@@ -79,6 +80,7 @@ class DeviceRun:
         elif kind == "scores":
             self.top1 += event["top1"]
             self.score_shapes.append(event["shape"])
+            self.nonfinite_scores += event.get("nonfinite", 0)
         elif kind == "error":
             raise NcapError(f"the runner on {self.device} failed: {event['message']}")
         elif kind == "done":

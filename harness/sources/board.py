@@ -45,7 +45,7 @@ class BoardSource:
     def top1(self, cell: Cell) -> Evidence:
         card, board = self.run.artifact(cell).card, self._board_run(cell)
         evaluation = self.run.split_for(card, "evaluation")
-        top1 = accuracy.top1_of_predictions(board.top1, board.score_shapes, card, evaluation)
+        top1 = accuracy.top1_of_predictions(board.top1, board.score_shapes, card, evaluation, board.nonfinite_scores)
         return Evidence(top1, "top-1", GRADE, f"top-1 on the evaluation split of {self.run.dataset.name} "
                                               f"({len(evaluation)} images), run with "
                                               f"{self.options.platform.runtime.name}; {self.where}")
