@@ -10,6 +10,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, PositiveInt, ValidationError
 
 from harness.errors import NcapError
+from harness.files import read_text
 
 Precision = Literal["fp32", "fp16", "int8", "int4"]
 
@@ -89,7 +90,7 @@ def load_platform(name: str) -> Platform:
 
 def parse_platform(path: Path) -> Platform:
     try:
-        return Platform.model_validate(yaml.safe_load(path.read_text()))
+        return Platform.model_validate(yaml.safe_load(read_text(path, "platform profile", "--platform")))
     except yaml.YAMLError as exc:
         raise NcapError(f"{path}: not valid YAML ({exc.__class__.__name__}); fix the syntax") from exc
     except ValidationError as exc:

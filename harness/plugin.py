@@ -102,7 +102,7 @@ def _run_options(config: pytest.Config) -> RunOptions:
         raise NcapError(f"--ncap-threads {threads} is not a thread count; give 1 or more")
     extra = {"threads": threads} if threads else {}
     return RunOptions(platform=platform, models=models, recipes=recipes,
-                      requirements=load_requirements(requirements_file), report_dir=config.getoption("ncap_report"),
+                      requirements=load_requirements(requirements_file), report_dir=_report_dir(config),
                       dataset_dir=config.getoption("dataset"), latency_plan=plan,
                       assert_estimates=config.getoption("ncap_assert_estimates"),
                       requirements_file=requirements_file, strict=config.getoption("ncap_strict"),
@@ -122,6 +122,21 @@ def _latency_plan(config: pytest.Config) -> LatencyPlan:
     if not math.isfinite(seconds) or seconds < 0:
         raise NcapError(f"--ncap-min-seconds {seconds} is not a finite, non-negative duration; give e.g. 2")
     return LatencyPlan(warmup, runs, seconds)
+
+
+def _report_dir(config: pytest.Config) -> Path:
+    """The report folder, made now: a path that is a file, or a folder that cannot be written, is a usage error
+    before anything is measured, not a lost report after."""
+    folder = config.getoption("ncap_report")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        probe = folder / ".ncap-write-check"
+        probe.touch()
+        probe.unlink()
+    except OSError as exc:
+        raise NcapError(f"--ncap-report {folder} cannot hold the report ({exc.strerror or exc}); give a folder "
+                        "that can be written") from exc
+    return folder
 
 
 def _thresholds(config: pytest.Config) -> Thresholds:

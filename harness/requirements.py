@@ -8,6 +8,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from harness.errors import NcapError
+from harness.files import read_text
 from harness.platform import Precision, describe_validation_error
 
 ARTICLE = "source article (DMS边缘部署优化, DMS edge deployment optimisation), Euro NCAP要求 (requirements) table"
@@ -63,9 +64,8 @@ def load_requirements(path: Path | None) -> Requirements:
     if path is None:
         return defaults
     try:
-        overrides = _Overrides.model_validate(yaml.safe_load(path.read_text()) or {})
-    except OSError as exc:
-        raise NcapError(f"cannot read requirements file {path}: {exc.strerror}; check --ncap-requirements") from exc
+        text = read_text(path, "requirements file", "--ncap-requirements")
+        overrides = _Overrides.model_validate(yaml.safe_load(text) or {})
     except yaml.YAMLError as exc:
         raise NcapError(f"{path}: not valid YAML ({exc.__class__.__name__}); fix the syntax") from exc
     except ValidationError as exc:

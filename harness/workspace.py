@@ -30,6 +30,11 @@ class Workspace:
     def __init__(self, options: RunOptions, progress: Callable[[str], None]) -> None:
         self.options, self.progress = options, progress
         self.cards = {spec: _resolve_card(spec) for spec in options.models}  # None for a zoo model
+        names = [self.model_name(spec) for spec in options.models]
+        repeated = sorted({name for name in names if names.count(name) > 1})
+        if repeated:  # one cell id would stand for two networks: only the first would ever be measured
+            raise NcapError(f"model name {', '.join(repeated)} is given twice (--model); give each card its own "
+                            "`name:` and each zoo model once")
         self.memo: dict[tuple[str, ...], Any] = {}
 
     @cached_property

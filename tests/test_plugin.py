@@ -202,3 +202,24 @@ def test_an_unexpected_exception_is_recorded_as_an_error_and_the_run_goes_on(tin
         run.measure("accuracy", cell)
     (record,) = run.store.records()
     assert record["verdict"] == "error" and "unexpected ValueError" in record["message"]
+
+
+@pytest.mark.parametrize("case, message", [
+    ("binary card", "*model card * is not a text file (byte 128 is not UTF-8); check --model*"),
+    ("binary requirements", "*requirements file * is not a text file*; check --ncap-requirements*"),
+    ("same name twice", "*model name tiny is given twice (--model)*"),
+    ("report is a file", "*--ncap-report * cannot hold the report*"),
+])
+def test_bad_files_are_usage_errors_before_anything_is_measured(suite, tiny_card, case, message):
+    binary = suite.path / "binary.yaml"
+    binary.write_bytes(bytes(range(256)))
+    report = suite.path / "report.txt"
+    report.write_text("not a folder")
+    options = {"binary card": ["--model", str(binary)],
+               "binary requirements": ["--model", str(tiny_card), "--ncap-requirements", str(binary)],
+               "same name twice": ["--model", f"{tiny_card},{tiny_card}"],
+               "report is a file": ["--model", str(tiny_card), "--ncap-report", str(report)]}[case]
+    result = suite.runpytest("-m", "ncap", *options)
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines([message])
+    assert "Traceback" not in result.stderr.str()

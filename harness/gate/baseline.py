@@ -82,7 +82,7 @@ def load_baseline(path: Path) -> Baseline:
                         hashlib.sha256(content).hexdigest())
     except OSError as exc:
         raise NcapError(f"cannot read baseline {path}: {exc.strerror}; check --ncap-baseline") from exc
-    except (json.JSONDecodeError, KeyError, TypeError) as exc:
+    except (ValueError, KeyError, TypeError) as exc:  # JSON errors, and bytes that are not UTF-8 text
         raise NcapError(f"{path} is not a dms-ncap baseline ({exc.__class__.__name__}); "
                         "write one with --ncap-save-baseline") from exc
 

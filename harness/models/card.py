@@ -8,6 +8,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, PositiveInt, ValidationError, model_validator
 
 from harness.errors import NcapError
+from harness.files import read_text
 from harness.platform import describe_validation_error
 
 
@@ -50,10 +51,8 @@ class ModelCard(_Strict):
 def load_card(path: Path) -> ModelCard:
     """A card from YAML; its `onnx` path is taken relative to the card's folder."""
     try:
-        raw = yaml.safe_load(path.read_text())
+        raw = yaml.safe_load(read_text(path, "model card", "--model"))
         card = ModelCard.model_validate(raw)
-    except OSError as exc:
-        raise NcapError(f"cannot read model card {path}: {exc.strerror}; check --model") from exc
     except yaml.YAMLError as exc:
         raise NcapError(f"model card {path}: not valid YAML ({exc.__class__.__name__}); fix the syntax") from exc
     except ValidationError as exc:
