@@ -67,8 +67,9 @@ class ComplianceRun:
         return self.source.latency_samples(cell)
 
     def _record(self, metric: str, cell: Cell) -> Record:
-        return self.workspace.once(("record", metric, cell.id), lambda: self._insist_on_measured(self._judge(metric,
-                                                                                                             cell)))
+        def judged() -> Record:
+            return self._insist_on_measured(self._judge(metric, cell))
+        return self.workspace.once(("record", metric, cell.id), judged)
 
     def _judge(self, metric: str, cell: Cell) -> Record:
         if cell.precision not in self.options.platform.precisions:
@@ -84,8 +85,8 @@ class ComplianceRun:
         if metric == "regression":
             return metrics.regression(cell, source, options, lambda: [
                 self._record(name, cell) for name in ("latency", "memory", "accuracy")])
-        return {"latency": metrics.latency, "memory": metrics.memory, "power": metrics.power}[metric](cell, source,
-                                                                                                     options)
+        per_metric = {"latency": metrics.latency, "memory": metrics.memory, "power": metrics.power}
+        return per_metric[metric](cell, source, options)
 
     def _insist_on_measured(self, record: Record) -> Record:
         """--ncap-strict: a pass on anything but on-target evidence becomes a failure for insufficient evidence."""
