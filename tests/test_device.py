@@ -98,7 +98,9 @@ def test_a_runtime_missing_on_the_board_is_named(board, tiny_job):
 
 @pytest.mark.parametrize("text, problem", [
     ("http://board", "not an ssh:// address"),
-    ("ssh://root@board:99999", "bad port"),
+    ("ssh://root@board:99999", "malformed .Port out of range"),
+    ("ssh://root@board:0", "names port 0"),
+    ("ssh://root@[fe80::1", "malformed .Invalid IPv6 URL"),
     ("ssh://root@board?pyhton=/usr/bin/python3", "unknown option"),
 ])
 def test_a_malformed_device_address_is_named(text, problem):

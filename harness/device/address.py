@@ -23,11 +23,13 @@ class DeviceAddress:
     @classmethod
     def parse(cls, text: str) -> DeviceAddress:
         usage = "write it as ssh://user@host[:port][?python=PATH&known_hosts=FILE&identity=FILE]"
-        parts = urlsplit(text)
         try:
-            port = parts.port or 22
+            parts = urlsplit(text)
+            port = 22 if parts.port is None else parts.port  # urllib checks the port here, IPv6 brackets above
         except ValueError as exc:
-            raise NcapError(f"device {text!r} has a bad port ({exc}); {usage}") from exc
+            raise NcapError(f"device {text!r} is malformed ({exc}); {usage}") from exc
+        if port == 0:
+            raise NcapError(f"device {text!r} names port 0, which no SSH server listens on; {usage}")
         if parts.scheme != "ssh" or not parts.hostname or parts.path not in ("", "/"):
             raise NcapError(f"device {text!r} is not an ssh:// address; {usage}")
         query = parse_qs(parts.query, strict_parsing=False)

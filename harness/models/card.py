@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, PositiveInt, ValidationError, model_validator
@@ -10,6 +10,10 @@ from pydantic import BaseModel, ConfigDict, Field, PositiveInt, ValidationError,
 from harness.errors import NcapError
 from harness.files import read_text
 from harness.platform import describe_validation_error
+
+# finite numbers only, and no booleans taken for numbers (YAML's `false` is not 0)
+Finite = Annotated[float, Field(allow_inf_nan=False, strict=True)]
+Positive = Annotated[float, Field(gt=0, allow_inf_nan=False, strict=True)]
 
 
 class _Strict(BaseModel):
@@ -21,17 +25,15 @@ class InputSpec(_Strict):
     layout: Literal["NCHW", "NHWC"] = "NCHW"
     size: tuple[PositiveInt, PositiveInt]  # height, width
     channels: Literal[1, 3] = 3
-    scale: float = 1 / 255
-    mean: tuple[float, ...] = (0.0,)
-    std: tuple[float, ...] = (1.0,)
+    scale: Positive = 1 / 255
+    mean: tuple[Finite, ...] = (0.0,)
+    std: tuple[Positive, ...] = (1.0,)  # a divisor: zero, negative, NaN or infinite would corrupt every input
 
     @model_validator(mode="after")
     def _per_channel(self) -> InputSpec:
         for field in ("mean", "std"):
             if len(getattr(self, field)) not in (1, self.channels):
                 raise ValueError(f"input.{field} needs 1 or {self.channels} values (one per channel)")
-        if 0.0 in self.std:
-            raise ValueError("input.std must not contain 0")
         return self
 
 
