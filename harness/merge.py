@@ -11,6 +11,7 @@ from typing import Any
 
 from harness.catalog import asserted_figure
 from harness.errors import NcapError
+from harness.files import read_text
 from harness.gate.baseline import Baseline, cell_figures, load_baseline
 from harness.gate.compare import Thresholds, gate_notes, regression_verdict
 from harness.report import outcome
@@ -26,7 +27,12 @@ def read_shard(folder: Path) -> tuple[list[dict[str, Any]], list[dict[str, Any]]
     if not records or not summary.is_file():
         raise NcapError(f"{folder} is not a dms-ncap report folder (needs {STORE} and summary.json)")
     last_run = records[-1]["run_id"]
-    provenance = [p for p in json.loads(summary.read_text())["provenance"] if p["run_id"] == last_run]
+    try:
+        provenance = [p for p in json.loads(read_text(summary, "summary", "the shard folders"))["provenance"]
+                      if p["run_id"] == last_run]
+    except (ValueError, KeyError, TypeError) as exc:
+        raise NcapError(f"{summary} is not a dms-ncap summary ({type(exc).__name__}); merge the folders a run "
+                        "wrote, unedited") from exc
     return [r for r in records if r["run_id"] == last_run], provenance
 
 

@@ -5,6 +5,7 @@ import json
 import subprocess
 from pathlib import Path
 
+import pytest
 from test_plugin import FAST, suite  # noqa: F401  (the pytester fixture running the compliance suite)
 
 from conftest import shard_records
@@ -125,3 +126,16 @@ def test_merge_gates_with_the_thresholds_the_shards_ran_with(tmp_path, capsys, m
     assert main(["merge", "--out", str(tmp_path / "mixed"), "--baseline", str(baseline), str(slower),
                  str(strict)]) == 2
     assert "the shards ran with different gate thresholds" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("damage", [
+    ("summary.json", b"{not json"), ("summary.json", b'{"provenance": 3}'), ("summary.json", bytes(range(256))),
+    ("results.jsonl", b'{"cell": "x", "metric": "latency"}\n'), ("results.jsonl", bytes(range(256)) + b"\n"),
+])
+def test_a_damaged_shard_is_one_line_and_exit_2(tmp_path, capsys, measured_shard, damage):
+    shard = measured_shard("damaged")
+    name, content = damage
+    (shard / name).write_bytes(content)
+    assert main(["merge", "--out", str(tmp_path / "out"), str(shard)]) == 2
+    error = capsys.readouterr().err.strip()
+    assert error.startswith("ncap merge: ") and "\n" not in error

@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from harness.errors import NcapError
 from harness.results.record import StoredRecord, parse
 
 
@@ -47,10 +48,13 @@ class ResultsStore:
     def _read(self) -> Iterator[StoredRecord]:
         if not self.path.is_file():
             return
-        with self.path.open() as handle:
+        with self.path.open("rb") as handle:
             for number, line in enumerate(handle, start=1):
                 try:
                     fields = json.loads(line)
+                except UnicodeDecodeError as exc:
+                    raise NcapError(f"{self.path} line {number} is not text (byte {exc.start} is not UTF-8); it "
+                                    "holds no dms-ncap records") from exc
                 except json.JSONDecodeError:
                     continue  # a line cut short by a crash; every complete line still counts
                 yield parse(fields, f"{self.path} line {number}")
