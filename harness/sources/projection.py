@@ -13,6 +13,7 @@ from harness.platform import ArticleBaseline
 from harness.project.calibration import CalibratedRoofline, calibrated_roofline
 from harness.project.projection import Projection, project
 from harness.sources.base import Evidence
+from harness.sources.numerics import target_numerics
 from harness.workspace import Workspace
 
 GRADE = "projected"
@@ -28,6 +29,7 @@ NOT_PROJECTED = ("{metric} on {platform} is not projected: accuracy depends on t
 class ProjectionSource:
     def __init__(self, run: Workspace) -> None:
         self.run, self.platform = run, run.options.platform
+        self.numerics = target_numerics(run)
 
     def latency(self, cell: Cell) -> Evidence:
         calibrated = self._roofline(cell.precision)
@@ -58,6 +60,8 @@ class ProjectionSource:
                         {"watts": envelope.value, "known_error": KNOWN_ERROR}, caveat=CAVEAT)
 
     def top1(self, cell: Cell) -> Evidence:
+        if self.numerics is not None:
+            return self.numerics.top1(cell)
         return Evidence(None, "top-1", None, None, reason=NOT_PROJECTED.format(metric="accuracy",
                                                                               platform=cell.platform))
 
