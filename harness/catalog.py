@@ -25,6 +25,9 @@ REQUIREMENTS = {
                             ("drop_pt",), "pt"),
     "regression": Requirement("NCAP-REG-01", "no regression against the baseline (latency, memory, accuracy)",
                               ("latency_ratio",), "x"),
+    "audit": Requirement("NCAP-AUD-01", "self-audits of the timing: timed outputs match the accuracy path's "
+                         "(MLPerf TEST01), a repeated input is not faster than varied ones (TEST04)",
+                         ("repeat_speed_ratio",), "x"),
 }
 
 
@@ -47,5 +50,6 @@ def is_reference(recipe: str) -> bool:
 
 
 def is_requirement(metric: str, recipe: str) -> bool:
-    """Whether a record counts toward compliance: not the gate, and not the reference's accuracy."""
-    return metric != "regression" and not (metric == "accuracy" and is_reference(recipe))
+    """Whether a record counts toward compliance: not the gate, not the self-audits (they decide whether the
+    evidence is valid), and not the reference's accuracy."""
+    return metric not in ("regression", "audit") and not (metric == "accuracy" and is_reference(recipe))

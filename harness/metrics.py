@@ -92,6 +92,22 @@ def _accuracy_limit(cell: Cell, options: RunOptions) -> Limit | None:
     return options.requirements.accuracy_drop_pt.get(cell.precision)
 
 
+def audit(cell: Cell, source: FigureSource) -> Record:
+    """The self-audits of the cell's timing: any failure makes the run's evidence invalid."""
+    outcome = source.audit(cell)
+    if not outcome.audits:
+        return Record(cell, "audit", Verdict("skip", outcome.reason or "no self-audit ran"))
+    failed = [a for a in outcome.audits if not a.passed]
+    told = failed or outcome.audits
+    verdict = Verdict("fail" if failed else "pass", "; ".join(f"{a.name}: {a.message}" for a in told))
+    figures = {"audits": [{"name": a.name, "passed": a.passed, "message": a.message, **a.figures}
+                          for a in outcome.audits]}
+    for one in outcome.audits:
+        figures |= one.figures
+    return Record(cell, "audit", verdict, outcome.grade, "self-audits after MLPerf TEST01 (timed outputs) and TEST04 "
+                                                         "(repeated input), harness.measure.audit", figures=figures)
+
+
 def regression(cell: Cell, source: FigureSource, options: RunOptions,
                current_records: Callable[[], list[Record]]) -> Record:
     """The cell against the baseline (`current_records`: its latency, memory and accuracy records, measured only

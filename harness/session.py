@@ -85,6 +85,8 @@ class ComplianceRun:
         if metric == "regression":
             return metrics.regression(cell, source, options, lambda: [
                 self._record(name, cell) for name in ("latency", "memory", "accuracy")])
+        if metric == "audit":
+            return metrics.audit(cell, source)
         per_metric = {"latency": metrics.latency, "memory": metrics.memory, "power": metrics.power}
         return per_metric[metric](cell, source, options)
 

@@ -26,5 +26,9 @@ def test_accuracy_drop(accuracy):
     assert_verdict(accuracy)
 
 
+def test_self_audit(audit):
+    assert_verdict(audit)
+
+
 def test_no_regression(regression):
     assert_verdict(regression)

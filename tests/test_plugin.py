@@ -8,6 +8,7 @@ import pytest
 
 from conftest import SUITE, tiny_classifier, write_card
 from harness.errors import NcapError
+from harness.merge import main as merge_main
 
 FAST = ["-rs", "--ncap-min-runs", "300", "--ncap-min-seconds", "0.05", "--ncap-warmup", "2", "-p", "no:cacheprovider"]
 
@@ -32,7 +33,7 @@ def test_default_limits_pass_and_report_is_written(suite, tiny_card, image_folde
     result = run_suite(suite, tiny_card, image_folder)
     # latency, memory and accuracy (int8) pass; power is an estimate (skipped), fp32 accuracy is the reference,
     # and with no baseline the regression gate skips
-    result.assert_outcomes(passed=5, skipped=5)
+    result.assert_outcomes(passed=7, skipped=5)
     written = {r["metric"]: r for r in records(suite) if r["cell"] == "tiny-int8-host"}
     assert written["latency"]["grade"] == "host-measured" and written["latency"]["n"] >= 300
     assert written["latency"]["p99_ucb_ms"] >= written["latency"]["p99_ms"]
@@ -120,8 +121,8 @@ def test_corrupt_onnx_errors_clearly_and_other_cells_still_run(suite, tiny_card,
     broken_card = write_card(tmp_path, "broken.onnx", name="broken")
     result = run_suite(suite, f"{tiny_card},{broken_card}", image_folder)
     outcomes = result.parseoutcomes()
-    assert outcomes["errors"] == 8  # every broken cell is an error, none passes or is skipped
-    assert outcomes["passed"] == 5  # the good model's cells all ran
+    assert outcomes["errors"] == 10  # every broken cell is an error, none passes or is skipped
+    assert outcomes["passed"] == 7  # the good model's cells all ran
     result.stdout.fnmatch_lines(["*broken.onnx is not a valid ONNX model*re-export or replace the file*"])
     errors = [r for r in records(suite) if r["verdict"] == "error"]
     assert {r["cell"] for r in errors} == {"broken-fp32-host", "broken-int8-host"}
@@ -137,7 +138,7 @@ def test_a_model_with_two_unnamed_outputs_is_an_error_naming_them(suite, image_f
 
 def test_other_platforms_skip_unsupported_precisions_and_project_the_rest(suite, tiny_card, image_folder):
     result = run_suite(suite, tiny_card, image_folder, "--platform", "qcs8255")
-    result.assert_outcomes(passed=1, skipped=9)  # int8 latency projected; see test_projected_run
+    result.assert_outcomes(passed=1, skipped=11)  # int8 latency projected; see test_projected_run
     result.stdout.fnmatch_lines(["*does not support fp32*", "*no power envelope*"])
     result.stdout.fnmatch_lines(["*projected memory * MB is a lower bound: within <= 1024 MB it shows nothing*"])
     latency = next(r for r in records(suite) if r["metric"] == "latency" and r["precision"] == "int8")
@@ -147,9 +148,9 @@ def test_other_platforms_skip_unsupported_precisions_and_project_the_rest(suite,
 
 def test_xdist_workers_share_one_run_and_one_report(suite, tiny_card, image_folder):
     result = run_suite(suite, tiny_card, image_folder, "-n", "2")
-    result.assert_outcomes(passed=5, skipped=5)
+    result.assert_outcomes(passed=7, skipped=5)
     written = records(suite)
-    assert len(written) == 10 and len({r["run_id"] for r in written}) == 1
+    assert len(written) == 12 and len({r["run_id"] for r in written}) == 1
     report = (suite.path / "reports" / "out" / "report.md").read_text()
     assert "tiny | fp32" in report and "tiny | int8" in report
 
@@ -174,7 +175,7 @@ def test_a_detector_is_timed_but_its_accuracy_is_skipped_with_the_reason(suite, 
 
 def test_latency_cells_reach_pytest_benchmark_json_with_the_judged_samples(suite, tiny_card, image_folder):
     result = run_suite(suite, tiny_card, image_folder, "--benchmark-json", "bench.json")
-    result.assert_outcomes(passed=5, skipped=5)
+    result.assert_outcomes(passed=7, skipped=5)
     benchmarks = {b["extra_info"]["cell"]: b for b in json.loads((suite.path / "bench.json").read_text())["benchmarks"]}
     assert set(benchmarks) == {"tiny-fp32-host", "tiny-int8-host"}
     for record in (r for r in records(suite) if r["metric"] == "latency"):
@@ -223,3 +224,50 @@ def test_bad_files_are_usage_errors_before_anything_is_measured(suite, tiny_card
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines([message])
     assert "Traceback" not in result.stderr.str()
+
+
+CACHING_RUNTIME = '''
+import harness.runtimes.registry as registry
+
+open_onnxruntime = registry.RUNNERS["onnxruntime"]
+
+
+class Caching:
+    """An ONNX Runtime session that hands back the stored output of any input it has seen."""
+
+    def __init__(self, runner):
+        self.runner, self.seen = runner, {}
+
+    def __getattr__(self, name):
+        return getattr(self.runner, name)
+
+    def __enter__(self):
+        self.runner.__enter__()
+        return self
+
+    def __exit__(self, *exc_info):
+        return self.runner.__exit__(*exc_info)
+
+    def infer(self, batch):
+        key = batch.tobytes()
+        if key not in self.seen:
+            self.seen[key] = self.runner.infer(batch)
+        return self.seen[key]
+
+
+registry.RUNNERS["onnxruntime"] = lambda model, spec: Caching(open_onnxruntime(model, spec))
+'''
+
+
+def test_a_runtime_that_caches_results_makes_the_run_invalid(suite, tiny_card, image_folder):
+    """A result cache passes every requirement with flattering figures; the self-audit catches it, the report
+    calls the run invalid and the merge exits 3."""
+    suite.makeconftest(CACHING_RUNTIME)
+    result = suite.runpytest_subprocess("-m", "ncap", "--model", str(tiny_card), "--dataset", str(image_folder),
+                                        "--precision", "fp32", *FAST, "-k", "latency or audit")
+    result.assert_outcomes(passed=1, failed=1)
+    audit = next(r for r in records(suite) if r["metric"] == "audit")
+    assert audit["verdict"] == "fail" and "the runtime may be reusing results" in audit["message"]
+    report = (suite.path / "reports" / "out" / "report.md").read_text()
+    assert "Verdict: INVALID" in report
+    assert merge_main(["merge", str(suite.path / "reports" / "out"), "--out", str(suite.path / "merged")]) == 3

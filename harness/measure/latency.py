@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -36,28 +36,35 @@ class LatencyRun:
     samples_ms: np.ndarray
     power: PowerReading | None
     input_index: np.ndarray  # which of the timed inputs each sample ran (its row in `inputs`)
+    outputs: dict[int, np.ndarray] = field(default_factory=dict)  # the last timed output of each kept row
 
 
 def time_inferences(runner: Runner, inputs: np.ndarray, plan: LatencyPlan, meter: PowerMeter | None = None,
-                    on_sample: Callable[[float, int], None] | None = None) -> LatencyRun:
+                    on_sample: Callable[[float, int], None] | None = None,
+                    keep_outputs: frozenset[int] = frozenset()) -> LatencyRun:
     """Time `runner.infer` one batch-1 input at a time, taking the rows of `inputs` in turn (a stack of N
     batch-1 inputs; N = 1 repeats one input); the power meter covers exactly the timed runs. The run ends on
     a full pass, so every input weighs the same. `on_sample` gets each latency (ms) and its input's row as
-    it is taken, outside the timed call: a device streams them."""
+    it is taken, outside the timed call: a device streams them. The outputs of the rows in `keep_outputs` are
+    kept for the self-audit (harness.measure.audit)."""
     feeds = _batch1_views(inputs)
     for index in range(plan.warmup_runs):
         runner.infer(feeds[index % len(feeds)])
     samples: list[int] = []
+    outputs: dict[int, np.ndarray] = {}
     if meter is not None:
         meter.start()
     deadline = time.perf_counter_ns() + int(plan.min_seconds * 1e9)
     while not _done(len(samples), len(feeds), plan) or time.perf_counter_ns() < deadline:
         row = len(samples) % len(feeds)
-        samples.append(_timed_call(runner, feeds[row]))
+        elapsed, output = timed_call(runner, feeds[row])
+        samples.append(elapsed)
+        if row in keep_outputs:
+            outputs[row] = output
         if on_sample is not None:
             on_sample(samples[-1] / 1e6, row)
     power = meter.stop() if meter is not None else None
-    return LatencyRun(_as_ms(samples), power, np.arange(len(samples)) % len(feeds))
+    return LatencyRun(_as_ms(samples), power, np.arange(len(samples)) % len(feeds), outputs)
 
 
 def time_alternating(first: Runner, second: Runner, inputs: np.ndarray, plan: LatencyPlan,
@@ -77,7 +84,7 @@ def time_alternating(first: Runner, second: Runner, inputs: np.ndarray, plan: La
     while not _done(len(samples[0]), len(feeds), plan, whole_passes=False) or time.perf_counter_ns() < deadline:
         rows = [(len(samples[0]) + offset) % len(feeds) for offset in range(block)]
         for runner, taken in zip(runners, samples, strict=True):
-            taken.extend(_timed_call(runner, feeds[row]) for row in rows)
+            taken.extend(timed_call(runner, feeds[row])[0] for row in rows)
     return _as_ms(samples[0]), _as_ms(samples[1])
 
 
@@ -91,10 +98,11 @@ def _done(taken: int, inputs: int, plan: LatencyPlan, whole_passes: bool = True)
     return taken >= max(plan.min_runs, plan.min_passes * inputs) and (taken % inputs == 0 or not whole_passes)
 
 
-def _timed_call(runner: Runner, sample: np.ndarray) -> int:
+def timed_call(runner: Runner, sample: np.ndarray) -> tuple[int, np.ndarray]:
+    """One inference: its wall time (ns) and its output."""
     started = time.perf_counter_ns()
-    runner.infer(sample)
-    return time.perf_counter_ns() - started
+    output = runner.infer(sample)
+    return time.perf_counter_ns() - started, output
 
 
 def _as_ms(samples_ns: list[int]) -> np.ndarray:

@@ -13,7 +13,12 @@ EXIT_PASSED, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_INCOMPLETE = 0, 1, 2, 3
 
 def compliance(records: list[dict[str, Any]]) -> dict[str, str]:
     """compliant, not compliant, or provisional (a requirement skipped, in error, or shown only by a
-    projected or estimated figure), with the reason."""
+    projected or estimated figure), with the reason; invalid when a self-audit of the timing failed, since then
+    no figure of the run can be trusted."""
+    audits_failed = [r for r in records if r["metric"] == "audit" and r["verdict"] == "fail"]
+    if audits_failed:
+        return {"verdict": "invalid", "reason": f"{len(audits_failed)} self-audit(s) failed, so the run's figures "
+                                                f"cannot be trusted: {_names(audits_failed)}"}
     checked = [r for r in records if is_requirement(r["metric"], r.get("recipe") or r["precision"])]
     failed = [r for r in checked if r["verdict"] == "fail"]
     if failed:
@@ -48,11 +53,11 @@ def gate(records: list[dict[str, Any]]) -> dict[str, str]:
 
 def exit_status(records: list[dict[str, Any]], strict: bool = False) -> int:
     """What CI should do with these records: fail on a failed requirement or a regression; call the evidence
-    incomplete when a figure is in error, or, under `strict`, when a requirement is not established by a
-    measured pass (skipped, projected or estimated); pass otherwise."""
+    incomplete when a figure is in error or a self-audit failed (invalid evidence), or, under `strict`, when a
+    requirement is not established by a measured pass (skipped, projected or estimated); pass otherwise."""
     if compliance(records)["verdict"] == "not compliant" or gate(records)["verdict"] == "fail":
         return EXIT_FAILED
-    if any(r["verdict"] == "error" for r in records):
+    if any(r["verdict"] == "error" for r in records) or compliance(records)["verdict"] == "invalid":
         return EXIT_INCOMPLETE
     if strict and compliance(records)["verdict"] != "compliant":
         return EXIT_INCOMPLETE

@@ -8,6 +8,7 @@ import numpy as np
 
 from harness.cell import Cell
 from harness.gate.compare import SecondLook
+from harness.measure.audit import SelfAudit
 
 
 @dataclass(frozen=True)
@@ -39,6 +40,10 @@ class FigureSource(Protocol):
     def power(self, cell: Cell) -> Evidence: ...
 
     def top1(self, cell: Cell) -> Evidence: ...
+
+    def audit(self, cell: Cell) -> SelfAudit:
+        """The self-audits of the cell's timing (harness.measure.audit), or the reason none could run."""
+        ...
 
     def paired_timing(self, cell: Cell, stored: dict[str, Any]) -> tuple[list[float], list[float]] | None:
         """The baseline's artifact and this cell's timed side by side now; None where that cannot be done."""

@@ -10,6 +10,7 @@ from harness.gate.baseline import machine_fingerprint, sample_summary
 from harness.gate.compare import SecondLook
 from harness.gate.paired import time_beside_baseline
 from harness.measure import accuracy, quiet
+from harness.measure.audit import SelfAudit, repeated_input_speed, spot_rows, timed_outputs_agree
 from harness.measure.latency import LatencyRun, time_inferences
 from harness.measure.memory import measure_peak_memory
 from harness.measure.meters import meter_for
@@ -67,6 +68,15 @@ class HostSource:
                         f"top-1 on the evaluation split of {self.run.dataset.name} ({images} images), run with "
                         f"{self.options.platform.runtime.name}")
 
+    def audit(self, cell: Cell) -> SelfAudit:
+        """TEST01 on the outputs kept from the timed runs, and TEST04 timed now."""
+        timed, card = self._timed(cell), self.run.artifact(cell).card
+        inputs = self.run.timing_inputs(card)
+        with self.runner(card) as reference:
+            outputs = timed_outputs_agree(timed.outputs, lambda row: reference.infer(inputs[row:row + 1]))
+        with quiet.timing(), self.runner(card) as runner:
+            return SelfAudit((outputs, repeated_input_speed(runner, inputs)), GRADE)
+
     def paired_timing(self, cell: Cell, stored: dict[str, Any]) -> tuple[list[float], list[float]] | None:
         """The baseline's artifact (found in this machine's cache by its sha256) and the cell's, timed in
         alternation now; None where the cache no longer has it."""
@@ -99,7 +109,8 @@ class HostSource:
         card = self.run.artifact(cell).card
         inputs, meter = self.run.timing_inputs(card), meter_for(self.options.platform, self.options.power_meter)
         with quiet.timing(), self.runner(card) as runner:
-            return time_inferences(runner, inputs, self.options.latency_plan, meter)
+            return time_inferences(runner, inputs, self.options.latency_plan, meter,
+                                   keep_outputs=spot_rows(len(inputs)))
 
     def _probe(self, card: ModelCard):
         return measure_peak_memory(card.onnx, self.run.timing_inputs(card)[:1], self._spec(card))

@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.cell import Cell
+from harness.measure.audit import SelfAudit
 from harness.models.train import class_names, reference_model
 from harness.optimize.passes import PassContext
 from harness.optimize.recipe import build_artifact, parse_recipe
@@ -64,6 +65,9 @@ class ProjectionSource:
             return self.numerics.top1(cell)
         return Evidence(None, "top-1", None, None, reason=NOT_PROJECTED.format(metric="accuracy",
                                                                               platform=cell.platform))
+
+    def audit(self, cell: Cell) -> SelfAudit:
+        return SelfAudit(reason="nothing is timed on a projection, so there is no timing to audit")
 
     def paired_timing(self, cell: Cell, stored: dict[str, Any]) -> None:
         return None

@@ -1,0 +1,96 @@
+"""Self-audits of a timing, after MLPerf LoadGen's compliance tests TEST01 and TEST04.
+
+A latency means something only if the timed calls did the work. TEST01 (timed outputs): the outputs the runtime
+gave while it was timed are compared with a fresh session's outputs for the same inputs, as the accuracy path
+gets them; a runtime that skips or short-cuts work under timing would show. TEST04 (repeated input): one input
+timed repeatedly, in alternation with varied inputs, must not be much faster than they are; a runtime that caches
+results by input would show. A run whose audits fail is invalid (harness.report.outcome)."""
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from harness.measure.latency import timed_call
+from harness.runtimes.base import Runner
+
+SPOT_CHECKS = 8  # timed outputs kept and compared (rows spread evenly over the timed inputs)
+# TEST01 compares like with like (the same artifact, runtime and settings), so only float reordering separates
+# them; an output off by more is not the same computation.
+OUTPUT_TOLERANCE = 1e-4
+REPEAT_RUNS = 100  # (varied, repeated) pairs timed in alternation for TEST04
+# TEST04: a repeated input may be at most this much faster than varied ones. Inputs do change a CNN's time a
+# little (docs/measurements.md, "Latency over the input distribution": p50 spreads of a few %); a result cache
+# makes a repeat tens of times faster.
+REPEAT_SPEEDUP_LIMIT = 0.20
+
+
+@dataclass(frozen=True)
+class Audit:
+    name: str
+    passed: bool
+    message: str
+    figures: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class SelfAudit:
+    """The audits a source ran on a cell's timing, or the reason it could run none."""
+
+    audits: tuple[Audit, ...] = ()
+    grade: str | None = None  # of the timing audited
+    reason: str | None = None
+
+
+def spot_rows(inputs: int) -> frozenset[int]:
+    """The rows of the timed inputs whose outputs are kept for TEST01."""
+    return frozenset(np.linspace(0, inputs - 1, min(SPOT_CHECKS, inputs)).round().astype(int).tolist())
+
+
+def timed_outputs_agree(timed: dict[int, np.ndarray], reference: Callable[[int], np.ndarray]) -> Audit:
+    """TEST01: each kept timed output against the reference path's output for the same input row."""
+    if not timed:
+        return Audit("timed outputs", False, "no output of a timed run was kept, so none could be checked")
+    worst, differing = 0.0, []
+    for row, output in sorted(timed.items()):
+        expected = reference(row)
+        if output.shape != expected.shape or not np.isfinite(output).all():
+            differing.append(row)
+            continue
+        error = float(np.max(np.abs(output - expected)) / max(1.0, float(np.max(np.abs(expected)))))
+        worst = max(worst, error)
+        if error > OUTPUT_TOLERANCE or np.argmax(output) != np.argmax(expected):
+            differing.append(row)
+    figures = {"spot_checked": len(timed), "differing": len(differing), "worst_relative_error": worst}
+    if differing:
+        return Audit("timed outputs", False, (
+            f"{len(differing)} of {len(timed)} timed outputs differ from the accuracy path's outputs for the same "
+            f"inputs (rows {differing}): the timed runs did not compute what is judged"), figures)
+    return Audit("timed outputs", True, (f"{len(timed)} timed outputs match the accuracy path's (worst relative "
+                                         f"error {worst:.1e}, tolerance {OUTPUT_TOLERANCE:g})"), figures)
+
+
+def repeated_input_speed(runner: Runner, inputs: np.ndarray, runs: int = REPEAT_RUNS) -> Audit:
+    """TEST04: one input repeated vs inputs never seen before, timed in alternation so a slow spell hits both
+    alike. Each varied input is a timing input shifted by a distinct tiny offset (made outside the timed call):
+    the same work for the network, but a result cache can never have it."""
+    repeated = inputs[:1]
+    for row in range(min(10, len(inputs))):  # warm-up: a fresh session's first calls are slow
+        runner.infer(inputs[row:row + 1])
+    repeat_ns, varied_ns = [], []
+    for index in range(runs):
+        row = (index + 1) % len(inputs)
+        unseen = inputs[row:row + 1] + np.asarray((index + 1) * 1e-6, dtype=inputs.dtype)
+        varied_ns.append(timed_call(runner, unseen)[0])
+        repeat_ns.append(timed_call(runner, repeated)[0])
+    ratio = float(np.median(repeat_ns) / np.median(varied_ns))
+    figures = {"repeat_p50_ms": float(np.median(repeat_ns)) / 1e6, "varied_p50_ms": float(np.median(varied_ns)) / 1e6,
+               "repeat_speed_ratio": ratio, "pairs": runs}
+    wording = (f"one input repeated took {ratio:.2f}x the time of varied inputs (p50 over {runs} alternating "
+               f"pairs; at least {1 - REPEAT_SPEEDUP_LIMIT:.2f}x expected)")
+    if ratio < 1 - REPEAT_SPEEDUP_LIMIT:
+        return Audit("repeated input", False, f"{wording}: the runtime may be reusing results", figures)
+    return Audit("repeated input", True, wording, figures)
+
