@@ -35,13 +35,16 @@ def run_options(config: pytest.Config) -> RunOptions:
         check_spec(config.getoption("ncap_power_meter"))
     baseline_file = config.getoption("ncap_baseline")
     gate = _thresholds(config)
+    dataset_dir = config.getoption("dataset")
+    if dataset_dir is not None and not dataset_dir.is_dir():
+        raise NcapError(f"--dataset {dataset_dir} is not a folder; give an ImageFolder tree (DIR/<class>/*.png)")
     threads = config.getoption("ncap_threads")
     if threads is not None and threads < 1:
         raise NcapError(f"--ncap-threads {threads} is not a thread count; give 1 or more")
     extra = {"threads": threads} if threads else {}
     return RunOptions(platform=platform, models=models, recipes=recipes,
                       requirements=load_requirements(requirements_file), report_dir=_report_dir(config),
-                      dataset_dir=config.getoption("dataset"), latency_plan=plan,
+                      dataset_dir=dataset_dir, latency_plan=plan,
                       assert_estimates=config.getoption("ncap_assert_estimates"),
                       requirements_file=requirements_file, strict=config.getoption("ncap_strict"),
                       power_meter=config.getoption("ncap_power_meter"), device=_device(config, platform),

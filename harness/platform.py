@@ -4,15 +4,17 @@ from __future__ import annotations
 from functools import cache
 from importlib.resources import files
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, PositiveInt, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, PositiveInt, ValidationError, model_validator
 
 from harness.errors import NcapError
 from harness.files import read_text
 
 Precision = Literal["fp32", "fp16", "int8", "int4"]
+# a chip figure must be a finite positive number: an infinite peak would project 0 ms and pass anything
+Positive = Annotated[float, Field(gt=0, allow_inf_nan=False)]
 
 
 class _Strict(BaseModel):
@@ -22,7 +24,7 @@ class _Strict(BaseModel):
 class SourcedFigure(_Strict):
     """A chip fact with where it comes from, so a report can cite it."""
 
-    value: PositiveFloat
+    value: Positive
     source: str = Field(min_length=1)
 
 
@@ -46,8 +48,8 @@ class ArticleBaseline(_Strict):
     exported at that input and optimised to that precision, must take `after_ms` there."""
 
     model: str
-    before_ms: PositiveFloat
-    after_ms: PositiveFloat
+    before_ms: Positive
+    after_ms: Positive
     source: str
     zoo_model: str | None = None  # the zoo network of the article's architecture
     input_size: tuple[PositiveInt, PositiveInt] | None = None  # height, width the figure is taken at
@@ -69,6 +71,13 @@ class Platform(_Strict):
     power: Power | None = None
     baselines: list[ArticleBaseline] = []
     device: str | None = Field(None, pattern=r"^ssh://")  # a board to run on; --device overrides it
+
+    @model_validator(mode="after")
+    def _defaults_supported(self) -> Platform:
+        unsupported = [p for p in self.default_precisions or [] if p not in self.precisions]
+        if unsupported:
+            raise ValueError(f"default_precisions {', '.join(unsupported)} are not among its precisions")
+        return self
 
 
 def platforms_dir() -> Path:

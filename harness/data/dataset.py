@@ -13,6 +13,7 @@ from harness.data import synthetic
 from harness.errors import NcapError
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
+EIGHT_BIT_MODES = ("1", "L", "LA", "P", "PA", "RGB", "RGBA", "RGBX", "CMYK", "YCbCr")  # PIL modes
 
 
 @dataclass(frozen=True)
@@ -106,6 +107,10 @@ def _split_of(relative: Path) -> str:
 def _read_rgb(path: Path) -> np.ndarray:
     try:
         with Image.open(path) as image:
+            if image.mode not in EIGHT_BIT_MODES:
+                # PIL would clip a 16-bit or float image to 8 bits without a word: most of it would read as white
+                raise NcapError(f"image {path} is {image.mode} ({image.getbands()} bands, not 8 bits per channel); "
+                                "convert the dataset to 8-bit PNG or JPEG")
             return np.asarray(image.convert("RGB"))
     except (UnidentifiedImageError, OSError) as exc:
         raise NcapError(f"cannot read image {path}: {exc}; remove or replace the file") from exc

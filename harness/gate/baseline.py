@@ -10,11 +10,13 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import numpy as np
+from pydantic import BaseModel, ConfigDict, Field, PositiveInt, ValidationError
 
 from harness.errors import NcapError
+from harness.platform import describe_validation_error
 
 GATED_FIGURES = ("samples_ms", "peak_mb", "model_size_bytes", "accuracy")  # what a later run is compared on
 SUMMARY_SIZE = 1000
@@ -74,17 +76,39 @@ def save_baseline(path: Path, records: list[dict[str, Any]]) -> Path:
     return path
 
 
+Measured = Annotated[float, Field(gt=0, allow_inf_nan=False)]
+
+
+class _CellFigures(BaseModel):
+    """A cell's stored figures: each one a gate divides by or tests against, so finite and above zero."""
+
+    model_config = ConfigDict(extra="allow")
+    samples_ms: list[Measured] | None = Field(None, min_length=1)
+    peak_mb: Measured | None = None
+    model_size_bytes: PositiveInt | None = None
+    accuracy: Annotated[float, Field(gt=0, le=1, allow_inf_nan=False)] | None = None
+
+
+class _BaselineFile(BaseModel):
+    created: str
+    fingerprint: dict[str, Any]
+    cells: dict[str, _CellFigures]
+
+
 def load_baseline(path: Path) -> Baseline:
     try:
         content = path.read_bytes()
-        document = json.loads(content)
-        return Baseline(path, document["created"], document["fingerprint"], document["cells"],
-                        hashlib.sha256(content).hexdigest())
+        document = _BaselineFile.model_validate(json.loads(content))
     except OSError as exc:
         raise NcapError(f"cannot read baseline {path}: {exc.strerror}; check --ncap-baseline") from exc
-    except (ValueError, KeyError, TypeError) as exc:  # JSON errors, and bytes that are not UTF-8 text
+    except ValidationError as exc:
+        raise NcapError(f"{path} is not a usable dms-ncap baseline: {describe_validation_error(exc)}; write a new "
+                        "one with --ncap-save-baseline") from exc
+    except ValueError as exc:  # JSON errors, and bytes that are not UTF-8 text
         raise NcapError(f"{path} is not a dms-ncap baseline ({exc.__class__.__name__}); "
                         "write one with --ncap-save-baseline") from exc
+    cells = {cell: figures.model_dump(exclude_unset=True) for cell, figures in document.cells.items()}
+    return Baseline(path, document.created, document.fingerprint, cells, hashlib.sha256(content).hexdigest())
 
 
 def _cpu_model() -> str:

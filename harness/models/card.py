@@ -49,6 +49,13 @@ class ModelCard(_Strict):
     output: OutputSpec = OutputSpec()
     classes: tuple[str, ...] = Field(min_length=2)
 
+    @model_validator(mode="after")
+    def _distinct_classes(self) -> ModelCard:
+        repeated = sorted({name for name in self.classes if self.classes.count(name) > 1})
+        if repeated:
+            raise ValueError(f"classes must be distinct; {', '.join(repeated)} appear more than once")
+        return self
+
 
 def load_card(path: Path) -> ModelCard:
     """A card from YAML; its `onnx` path is taken relative to the card's folder."""
@@ -59,4 +66,8 @@ def load_card(path: Path) -> ModelCard:
         raise NcapError(f"model card {path}: not valid YAML ({exc.__class__.__name__}); fix the syntax") from exc
     except ValidationError as exc:
         raise NcapError(f"model card {path}: {describe_validation_error(exc)}") from exc
-    return card.model_copy(update={"onnx": (path.parent / card.onnx).resolve()})
+    onnx_file = (path.parent / card.onnx).resolve()
+    if not onnx_file.is_file():
+        raise NcapError(f"model card {path}: its onnx file {onnx_file} does not exist; fix the `onnx:` path "
+                        "(relative to the card's folder)")
+    return card.model_copy(update={"onnx": onnx_file})

@@ -8,6 +8,7 @@ the search is written here.
 """
 from __future__ import annotations
 
+import math
 import shutil
 import tempfile
 from collections.abc import Sequence
@@ -37,8 +38,8 @@ class Mixed:
     precision = "int8"  # an INT8 model with float fallbacks
 
     def __init__(self, budget_pt: float = 1.0, search_images: int = 300, int8: Int8 | None = None) -> None:
-        if budget_pt < 0:
-            raise ValueError(f"accuracy budget {budget_pt} pt is negative")
+        if not math.isfinite(budget_pt) or budget_pt < 0:
+            raise ValueError(f"accuracy budget {budget_pt} pt is not a finite, non-negative number of points")
         self.accuracy_budget_pt = budget_pt  # the drop bound the suite asserts for this recipe
         self.search_images = search_images
         self.int8 = int8 or Int8()

@@ -29,17 +29,27 @@ from harness.optimize.torch_passes.fuse import Fuse
 from harness.optimize.torch_passes.prune import Prune
 from harness.optimize.torch_passes.qat import Qat
 
+
 # name -> factory taking the text after "name:" (None when absent). New passes register here.
+def _without_parameter(make: Callable[[], Pass]) -> Callable[[str | None], Pass]:
+    """A pass that takes no parameter: `fp32:garbage` is a mistake, not fp32."""
+    def parse(arg: str | None) -> Pass:
+        if arg:
+            raise ValueError(f"this step takes no parameter, got {arg!r}")
+        return make()
+    return parse
+
+
 PASSES: dict[str, Callable[[str | None], Pass]] = {
-    "fp32": lambda arg: passes.Fp32(),
-    "fp16": lambda arg: passes.Fp16(),
+    "fp32": _without_parameter(passes.Fp32),
+    "fp16": _without_parameter(passes.Fp16),
     "int8": passes.Int8.parse,
     "int4": Int4.parse,
     "mixed": Mixed.parse,
-    "fuse": lambda arg: Fuse(),
+    "fuse": _without_parameter(Fuse),
     "prune": Prune.parse,
     "distill": lambda arg: Distill(teacher=arg or "resnet18"),
-    "qat": lambda arg: Qat(),
+    "qat": _without_parameter(Qat),
 }
 
 
@@ -139,7 +149,11 @@ def cached_artifact(sha256: str | None) -> Path | None:
     if sha256 is None:
         return None
     for step in (cache.cache_root() / "artifacts").glob("*/step.json"):
-        if json.loads(step.read_text()).get("sha256") == sha256:
+        try:
+            recorded = json.loads(step.read_text()).get("sha256")
+        except (OSError, ValueError, AttributeError):
+            continue  # a damaged step record: not this artifact
+        if recorded == sha256 and _verified_step(step.parent) is not None:  # its file still has that hash
             return step.with_name("model.onnx")
     return None
 
