@@ -7,6 +7,7 @@ which the reader skips, never losing what was measured before. Every line is a S
 """
 from __future__ import annotations
 
+import errno
 import fcntl
 import json
 import os
@@ -23,9 +24,18 @@ class ResultsStore:
         self.path = path
 
     def append(self, record: StoredRecord) -> None:
-        """Refuses a non-finite figure (ValueError) rather than write a line no JSON reader accepts."""
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        """Refuses a non-finite figure (ValueError) rather than write a line no JSON reader accepts; a write the
+        disk refuses (full, read-only) is one NcapError line, and the lines already stored stay readable."""
         line = (json.dumps(record.model_dump(), sort_keys=True, allow_nan=False) + "\n").encode()
+        try:
+            self._append_line(line)
+        except OSError as exc:
+            raise NcapError(f"could not store the {record.metric} record of {record.cell} in {self.path} "
+                            f"({exc.strerror or exc}); the records stored before it are intact: free space or "
+                            "fix the folder, then rerun the cell") from exc
+
+    def _append_line(self, line: bytes) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
         descriptor = os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
         try:
             fcntl.flock(descriptor, fcntl.LOCK_EX)
@@ -35,7 +45,7 @@ class ResultsStore:
             while written < len(line):  # os.write may write less than asked; 0 bytes means it cannot go on
                 count = os.write(descriptor, line[written:])
                 if count == 0:
-                    raise OSError(f"could not write to {self.path}")
+                    raise OSError(errno.EIO, "the write made no progress")
                 written += count
             os.fsync(descriptor)
         finally:
