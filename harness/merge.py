@@ -14,7 +14,7 @@ from harness.errors import NcapError
 from harness.files import read_text
 from harness.gate.baseline import Baseline, cell_figures, load_baseline
 from harness.gate.compare import Thresholds, gate_notes, regression_verdict
-from harness.report import outcome
+from harness.report import outcome, validation
 from harness.report.render import STORE, render_report
 from harness.results.record import StoredRecord, stored
 from harness.results.store import ResultsStore
@@ -110,7 +110,18 @@ def main(argv: list[str] | None = None) -> int:
     merge.add_argument("--strict", action="store_true",
                        help="exit 3 (incomplete) unless every requirement is established by a measured pass")
     merge.add_argument("shards", type=Path, nargs="+", metavar="SHARD_DIR", help="report folders (--ncap-report)")
+    validate = commands.add_parser("validate", help="run the tool-qualification checks and write validation.md")
+    validate.add_argument("--out", type=Path, default=Path("reports/validation"), metavar="DIR",
+                          help="where validation.md goes (default reports/validation)")
+    validate.add_argument("--results", type=Path, action="append", default=[], metavar="RESULTS_JSONL",
+                          help="a compliance run's results.jsonl whose self-audits join the report (repeatable)")
     args = parser.parse_args(argv)
+    if args.command == "validate":
+        try:
+            return validation.validate(args.out, args.results)
+        except NcapError as exc:
+            print(f"ncap validate: {exc}", file=sys.stderr)
+            return outcome.EXIT_BAD_INPUT
     try:
         records, provenance = merge_shards(args.shards)
         notes = None

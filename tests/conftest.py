@@ -145,3 +145,11 @@ def measured_shard(tmp_path_factory: pytest.TempPathFactory) -> Callable[..., Pa
 
 def shard_records(folder: Path) -> list[dict[str, Any]]:
     return ResultsStore(folder / "results.jsonl").records()
+
+
+@pytest.fixture(autouse=True)
+def _qualification_kind(request: pytest.FixtureRequest, record_property) -> None:
+    """A qualification test says its kind in the JUnit XML, which `ncap validate` reads."""
+    marker = request.node.get_closest_marker("qualification")
+    if marker is not None:
+        record_property("qualification_kind", marker.kwargs["kind"])

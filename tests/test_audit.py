@@ -4,10 +4,12 @@ from __future__ import annotations
 import time
 
 import numpy as np
+import pytest
 
 from harness.measure.audit import repeated_input_speed, spot_rows, timed_outputs_agree
 from harness.measure.latency import LatencyPlan, time_inferences
 
+pytestmark = pytest.mark.qualification(kind="self-audit")
 INPUTS = np.random.default_rng(0).normal(size=(12, 4)).astype(np.float32)
 PLAN = LatencyPlan(warmup_runs=2, min_runs=300, min_seconds=0.0)
 

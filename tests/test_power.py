@@ -22,6 +22,7 @@ def square_wave(t: np.ndarray | float) -> np.ndarray:
     return np.where(np.floor(np.asarray(t) / 0.05) % 2 == 0, 2.0, 6.0)
 
 
+@pytest.mark.qualification(kind="known answer")
 def test_integration_counts_only_the_window_of_a_known_signal():
     times = np.arange(0, 1.0, 0.001)
     watts = square_wave(times)
@@ -31,12 +32,14 @@ def test_integration_counts_only_the_window_of_a_known_signal():
     assert integrate_window(times, watts, 0.2, 0.25) == pytest.approx(0.05 * 2.0, rel=0.02)
 
 
+@pytest.mark.qualification(kind="known answer")
 def test_integration_interpolates_at_the_edges():
     assert integrate_window(np.array([0.0, 1.0]), np.array([0.0, 10.0]), 0.5, 1.0) == pytest.approx(3.75)
     with pytest.raises(NcapError, match="cannot be integrated"):
         integrate_window(np.array([0.0]), np.array([1.0]), 0.0, 1.0)
 
 
+@pytest.mark.qualification(kind="known answer")
 def test_sampling_meter_on_a_known_square_wave_records_its_rate():
     started = time.perf_counter()
     meter = SamplingMeter(steady(lambda: float(square_wave(time.perf_counter() - started))), 500, "measured",
@@ -58,6 +61,7 @@ def test_sampling_meter_reports_a_source_that_fails():
         meter.start()
 
 
+@pytest.mark.qualification(kind="known answer")
 def test_energy_counter_meter_and_rapl_wraparound(tmp_path):
     zone = tmp_path / "intel-rapl:0"
     zone.mkdir()

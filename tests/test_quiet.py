@@ -65,4 +65,4 @@ def test_under_xdist_a_cells_tests_run_in_the_worker_that_measured_it(suite, tin
     assert len(workers) == 3 and all(len(used) == 1 for used in workers.values()), workers
     records = [json.loads(line) for line in (suite.path / "reports" / "out" / "results.jsonl").read_text().splitlines()]
     keys = [(r["cell"], r["metric"]) for r in records]
-    assert len(keys) == len(set(keys)) == 15
+    assert len(keys) == len(set(keys)) == 18

@@ -4,6 +4,7 @@ import pytest
 from harness.measure.stats import LatencyStats, order_statistic_upper_bound
 
 
+@pytest.mark.qualification(kind="known answer")
 def test_percentiles_match_hand_computed_values():
     stats = LatencyStats.from_samples(np.arange(1, 101, dtype=float))  # 1..100 ms
     # numpy's default (linear) interpolation: position q*(n-1) in the sorted samples
@@ -28,6 +29,7 @@ def test_p99_bound_for_1000_samples_is_the_996th():
     assert order_statistic_upper_bound(samples, 0.99, 0.95) == 996.0
 
 
+@pytest.mark.qualification(kind="known answer")
 def test_bound_is_conservative_on_a_known_distribution():
     """Coverage check: over many exponential samples, the bound falls below the true p99 < ~5 % of the time."""
     rng = np.random.default_rng(7)

@@ -23,6 +23,7 @@ def _append_many(path, worker):
         store.append(_record(worker=worker, index=index, pad="x" * 500))
 
 
+@pytest.mark.qualification(kind="fault")
 def test_parallel_appends_never_interleave(tmp_path):
     path = tmp_path / "results.jsonl"
     workers = [multiprocessing.Process(target=_append_many, args=(path, w)) for w in range(4)]
@@ -34,6 +35,7 @@ def test_parallel_appends_never_interleave(tmp_path):
     assert len(lines) == 800 and all(json.loads(line)["pad"] for line in lines)
 
 
+@pytest.mark.qualification(kind="fault")
 def test_a_line_cut_short_by_a_crash_loses_nothing_else(tmp_path):
     store = ResultsStore(tmp_path / "results.jsonl")
     store.append(_record(n=1))
@@ -44,6 +46,7 @@ def test_a_line_cut_short_by_a_crash_loses_nothing_else(tmp_path):
     assert [r["n"] for r in store.records("a")] == [1, 2]
 
 
+@pytest.mark.qualification(kind="bad input")
 def test_non_finite_figures_are_refused_not_written(tmp_path):
     with pytest.raises(ValueError):
         ResultsStore(tmp_path / "r.jsonl").append(_record(p99_ms=float("nan")))
