@@ -137,6 +137,16 @@ def _binary_option(option: str) -> Callable[[Path, pytest.Pytester], Any]:
 CASES += [Bad("command-line option", f"binary file given to {option}", _binary_option(option))
           for option in ("--platform", "--model", "--ncap-requirements", "--ncap-baseline")]
 
+
+def _two_cards_one_name(tmp: Path, pytester: pytest.Pytester) -> Any:
+    other = tmp / "other"
+    other.mkdir()
+    twin = write_card(other, tiny_classifier(other / "tiny.onnx", seed=3).name)  # another model, the same name
+    return _start("--model", f"{{card}},{twin}")(tmp, pytester)
+
+
+CASES.append(Bad("command-line option", "two different cards with the same name", _two_cards_one_name))
+
 # --- requirement files --------------------------------------------------------------------------------------------
 
 
