@@ -9,6 +9,7 @@ import pytest
 
 from harness.cell import RunOptions
 from harness.device.address import DeviceAddress
+from harness.device.lab import LabAddress
 from harness.errors import NcapError
 from harness.gate.baseline import load_baseline
 from harness.gate.compare import Thresholds
@@ -89,11 +90,14 @@ def _thresholds(config: pytest.Config) -> Thresholds:
     return Thresholds(alpha, latency, memory, accuracy)
 
 
-def _device(config: pytest.Config, platform: Platform) -> DeviceAddress | None:
+def _device(config: pytest.Config, platform: Platform) -> DeviceAddress | LabAddress | None:
     if config.getoption("device") == "":
-        raise NcapError("--device is empty; give ssh://USER@HOST[:PORT] or leave the option out")
+        raise NcapError("--device is empty; give ssh://USER@HOST[:PORT], labgrid://PLACE or labgrid://?TAG=VALUE, "
+                        "or leave the option out")
     address = config.getoption("device") or platform.device
-    return DeviceAddress.parse(address) if address else None
+    if not address:
+        return None
+    return LabAddress.parse(address) if address.startswith("labgrid:") else DeviceAddress.parse(address)
 
 
 def _precisions(text: str | None, platform: Platform) -> tuple[str, ...]:

@@ -47,9 +47,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--ncap-power-meter", metavar="SPEC",
                     help="power source: rapl, nvml[:GPU], tegrastats[:RAIL+RAIL], hwmon:hwmonN[:CHANNEL] or "
                          "scpi:VISA_RESOURCE (default: RAPL where readable, else the profile's estimate)")
-    group.addoption("--device", metavar="ssh://USER@HOST[:PORT]",
+    group.addoption("--device", metavar="ssh://USER@HOST[:PORT]|labgrid://PLACE|labgrid://?TAG=VALUE",
                     help="run every cell on this board over SSH and grade its figures measured (overrides the "
-                         "profile's device:); options ?python=PATH&known_hosts=FILE&identity=FILE")
+                         "profile's device:); options ?python=PATH&known_hosts=FILE&identity=FILE; labgrid:// takes "
+                         "a place from a labgrid pool (&timeout=S&coordinator=HOST:PORT, docs/board-lab.md)")
     group.addoption("--ncap-strict", action="store_true",
                     help="homologation mode: only measured (on-target) figures can pass; others fail as "
                          "insufficient evidence")
@@ -119,9 +120,11 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 
 
 def pytest_sessionfinish(session: pytest.Session) -> None:
+    run = session.config.stash.get(RUN_KEY, None)
+    if run is not None:
+        run.release_board()  # a place taken from a labgrid pool, by each process that took one (xdist workers too)
     if hasattr(session.config, "workerinput"):
         return  # an xdist worker: the controller renders the one report
-    run = session.config.stash.get(RUN_KEY, None)
     records = run.store.records(run.run_id) if run is not None else []
     if not records:
         return

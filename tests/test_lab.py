@@ -1,0 +1,177 @@
+"""Boards from a labgrid pool, with everything real on 127.0.0.1: labgrid's coordinator and exporter, started here,
+publish the test sshd as places; runs acquire, measure and release them through `--device labgrid://...`."""
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from lab import LABGRID_INSTALLED, local_lab
+from sshd import SSHD, free_port, local_sshd
+
+from conftest import SUITE, tiny_classifier, write_card, write_image_folder
+from harness.device.lab import NEEDS_EXTRA, LabAddress, LabLease
+from harness.errors import NcapError
+
+needs_lab = pytest.mark.skipif(not (LABGRID_INSTALLED and os.path.exists(SSHD)),
+                               reason="labgrid or an OpenSSH server is missing here: pip install 'dms-ncap[lab]', "
+                                      "apt install openssh-server")
+PLACES = {"bench-1": {"soc": "qcs8255"}, "bench-2": {"soc": "qcs8255"}, "bench-3": {"soc": "tda4vm"}}
+
+
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory):
+    with local_sshd(tmp_path_factory.mktemp("board")) as board:
+        with local_lab(tmp_path_factory.mktemp("lab"), board, PLACES) as running:
+            yield running
+
+
+@pytest.fixture(scope="module")
+def inputs(tmp_path_factory) -> tuple[Path, Path]:
+    """The tiny model's card and an image folder, shared by the module's runs (and their artifact cache)."""
+    folder = tmp_path_factory.mktemp("inputs")
+    tiny_classifier(folder / "tiny.onnx")
+    return write_card(folder, "tiny.onnx"), write_image_folder(folder / "images")
+
+
+def start_run(folder: Path, inputs: tuple[Path, Path], device: str, *options: str) -> subprocess.Popen:
+    """A compliance run of the tiny model (fp32 and int8 latency and memory) in its own process, as CI starts one."""
+    card, images = inputs
+    folder.mkdir()
+    environment = {**os.environ, "NCAP_CACHE": str(card.parent / "cache")}
+    return subprocess.Popen(
+        [sys.executable, "-m", "pytest", str(SUITE), "-m", "ncap", "-k", "latency or memory", "--model", str(card),
+         "--dataset", str(images), "--device", device, "--ncap-report", str(folder / "report"),
+         "--ncap-min-runs", "300", "--ncap-min-seconds", "1", "--ncap-warmup", "2", "-p", "no:cacheprovider",
+         *options], cwd=folder, env=environment, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+def finished(run: subprocess.Popen) -> tuple[str, list[dict]]:
+    output = run.communicate(timeout=600)[0]
+    assert run.returncode == 0, output[-4000:]
+    report = Path(run.args[run.args.index("--ncap-report") + 1])
+    return output, [json.loads(line) for line in (report / "results.jsonl").read_text().splitlines()]
+
+
+def lab_line(output: str, what: str) -> tuple[str, str]:
+    """(place, UTC time) of the run's `[ncap] lab: acquired/released place P ... at T` line."""
+    line = next(line for line in output.splitlines() if f"lab: {what} place" in line)
+    return line.split(" place ")[1].split()[0], line.rsplit(" at ", 1)[1].strip()
+
+
+@needs_lab
+def test_two_runs_on_one_place_take_turns_and_both_measure(lab, inputs, tmp_path):
+    runs = [start_run(tmp_path / name, inputs, lab.address("bench-1"), "--precision", "fp32") for name in "ab"]
+    (first_out, first), (second_out, second) = sorted((finished(run) for run in runs),
+                                                      key=lambda done: lab_line(done[0], "acquired")[1])
+    for records in (first, second):
+        latency = next(r for r in records if r["metric"] == "latency")
+        assert latency["verdict"] == "pass" and latency["grade"] == "measured" and latency["n"] >= 300
+        assert latency["lab_place"] == "bench-1" and latency["board"].endswith(f"@127.0.0.1:{lab.board.port}")
+        assert "labgrid place bench-1" in latency["method"]
+    # never at once: the second run acquired the place after the first released it, and waited for it
+    assert lab_line(first_out, "released")[1] <= lab_line(second_out, "acquired")[1]
+    assert "still waiting for place bench-1" in second_out and "acquired by" in second_out
+    assert lab.acquired_by("bench-1") is None
+
+
+@needs_lab
+def test_two_workers_measure_two_cells_at_once_on_two_places(lab, inputs, tmp_path):
+    pytest.importorskip("xdist")
+    output, records = finished(start_run(tmp_path / "pool", inputs, lab.address(soc="qcs8255"),
+                                         "--precision", "fp32,int8", "-n", "2"))
+    latency = {r["cell"]: r for r in records if r["metric"] == "latency"}
+    assert len(latency) == 2 and all(r["verdict"] == "pass" for r in latency.values()), output[-3000:]
+    one, other = latency.values()
+    assert {one["lab_place"], other["lab_place"]} == {"bench-1", "bench-2"}
+    # each worker held its place from its acquisition until its latency record: the two spans overlap
+    assert one["lab_acquired_at"] < other["timestamp"] and other["lab_acquired_at"] < one["timestamp"]
+    assert lab.acquired_by("bench-1") is None and lab.acquired_by("bench-2") is None
+
+
+@needs_lab
+def test_a_killed_run_leaves_the_place_released(lab, inputs, tmp_path):
+    run = start_run(tmp_path / "killed", inputs, lab.address("bench-2"), "--precision", "fp32",
+                    "--ncap-min-seconds", "120")
+    for line in run.stdout:
+        if "lab: acquired place bench-2" in line:
+            break
+    assert lab.acquired_by("bench-2") is not None
+    run.send_signal(signal.SIGKILL)
+    run.wait(timeout=30)
+    deadline = time.monotonic() + 20
+    while lab.acquired_by("bench-2") is not None and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert lab.acquired_by("bench-2") is None
+
+
+@needs_lab
+def test_a_place_someone_else_holds_times_out_with_a_clear_error(lab):
+    lab.client("-p", "bench-3", "acquire", user="alice")
+    try:
+        lease = LabLease(LabAddress.parse(lab.address("bench-3", timeout=2)), lambda message: None)
+        started = time.monotonic()
+        with pytest.raises(NcapError, match=r"place bench-3 did not come free within 2 s \(bench-3: acquired by "
+                                            r".*/alice since .*\); wait for it or ask its holder to release it"):
+            lease.acquire()
+        assert time.monotonic() - started < 30
+        with pytest.raises(NcapError, match="did not come free"):  # the next cell hears it at once
+            lease.acquire()
+        lease.release()
+    finally:
+        lab.client("-p", "bench-3", "release", user="alice")
+    assert lab.acquired_by("bench-3") is None  # nobody else's place was touched, and our reservation is gone
+    assert "bench-3" not in lab.client("reservations").stdout
+
+
+@needs_lab
+def test_tags_no_place_has_are_named_with_the_places_there_are(lab):
+    with pytest.raises(NcapError, match=r"no place on the labgrid coordinator .* matches soc=orin; it has: bench-1"):
+        LabLease(LabAddress.parse(lab.address(soc="orin")), lambda message: None).acquire()
+
+
+@needs_lab
+def test_a_coordinator_that_is_down_is_a_clear_error(lab):
+    address = LabAddress.parse(lab.address("bench-1", coordinator=f"127.0.0.1:{free_port()}"))
+    with pytest.raises(NcapError, match=r"coordinator at 127.0.0.1:\d+ does not answer .*start labgrid-coordinator"):
+        LabLease(address, lambda message: None).acquire()
+
+
+@pytest.mark.parametrize("text, problem", [
+    ("labgrid://", "names neither a place nor tags"),
+    ("labgrid://bench-1/extra", "not a labgrid:// address"),
+    ("labgrid://?SOC=qcs8255", "SOC is not a TAG=VALUE filter"),
+    ("labgrid://?soc=", "soc is not a TAG=VALUE filter"),
+    ("labgrid://bench-1?timeout=nan", "timeout=nan is not a positive number of seconds"),
+    ("labgrid://bench-1?timeout=0", "timeout=0 is not a positive number"),
+])
+def test_a_malformed_lab_address_is_named(text, problem):
+    with pytest.raises(NcapError, match=problem):
+        LabAddress.parse(text)
+
+
+def test_the_coordinator_comes_from_the_address_or_lg_coordinator(monkeypatch):
+    if importlib.util.find_spec("labgrid") is None:
+        pytest.skip("labgrid is not installed: pip install 'dms-ncap[lab]'")
+    monkeypatch.setenv("LG_COORDINATOR", "lab.example:20408")
+    assert LabAddress.parse("labgrid://?soc=qcs8255").coordinator == "lab.example:20408"
+    chosen = LabAddress.parse("labgrid://bench-1?coordinator=other:1&timeout=90&soc=qcs8255&identity=/k")
+    assert (chosen.coordinator, chosen.place, chosen.tags, chosen.timeout_s, chosen.ssh) == (
+        "other:1", "bench-1", {"soc": "qcs8255"}, 90.0, {"identity": "/k"})
+
+
+def test_without_labgrid_the_message_names_the_extra(monkeypatch, pytester):
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "labgrid" else real(name, *a))
+    with pytest.raises(NcapError, match=r"needs labgrid: pip install 'dms-ncap\[lab\]'"):
+        LabAddress.parse("labgrid://?soc=qcs8255")
+    pytester.makepyfile(test_ncap=SUITE.read_text())
+    result = pytester.runpytest("-m", "ncap", "--device", "labgrid://bench-1", "-p", "no:cacheprovider")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    assert f"ERROR: {NEEDS_EXTRA}" in result.stderr.lines
