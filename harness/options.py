@@ -3,6 +3,7 @@ line naming the option and the fix (pytest exit 4), before anything is measured.
 from __future__ import annotations
 
 import math
+import os
 from pathlib import Path
 
 import pytest
@@ -97,7 +98,10 @@ def _device(config: pytest.Config, platform: Platform) -> DeviceAddress | LabAdd
     address = config.getoption("device") or platform.device
     if not address:
         return None
-    return LabAddress.parse(address) if address.startswith("labgrid:") else DeviceAddress.parse(address)
+    if address.startswith("labgrid:"):  # labgrid's pytest plugin adds --lg-env and --lg-coordinator
+        lg_env = config.getoption("lg_env", None) or os.environ.get("LG_ENV")
+        return LabAddress.parse(address, Path(lg_env) if lg_env else None, config.getoption("lg_coordinator", None))
+    return DeviceAddress.parse(address)
 
 
 def _precisions(text: str | None, platform: Platform) -> tuple[str, ...]:

@@ -19,6 +19,8 @@ from conftest import SUITE, tiny_classifier, write_card, write_image_folder
 from harness.device.lab import NEEDS_EXTRA, LabAddress, LabLease
 from harness.errors import NcapError
 
+needs_labgrid = pytest.mark.skipif(importlib.util.find_spec("labgrid") is None,
+                                   reason="labgrid is not installed: pip install 'dms-ncap[lab]'")
 needs_lab = pytest.mark.skipif(not (LABGRID_INSTALLED and os.path.exists(SSHD)),
                                reason="labgrid or an OpenSSH server is missing here: pip install 'dms-ncap[lab]', "
                                       "apt install openssh-server")
@@ -143,6 +145,7 @@ def test_a_coordinator_that_is_down_is_a_clear_error(lab):
         LabLease(address, lambda message: None).acquire()
 
 
+@needs_labgrid
 @pytest.mark.parametrize("text, problem", [
     ("labgrid://", "names neither a place nor tags"),
     ("labgrid://bench-1/extra", "not a labgrid:// address"),
@@ -156,14 +159,62 @@ def test_a_malformed_lab_address_is_named(text, problem):
         LabAddress.parse(text)
 
 
+@needs_labgrid
 def test_the_coordinator_comes_from_the_address_or_lg_coordinator(monkeypatch):
-    if importlib.util.find_spec("labgrid") is None:
-        pytest.skip("labgrid is not installed: pip install 'dms-ncap[lab]'")
     monkeypatch.setenv("LG_COORDINATOR", "lab.example:20408")
     assert LabAddress.parse("labgrid://?soc=qcs8255").coordinator == "lab.example:20408"
     chosen = LabAddress.parse("labgrid://bench-1?coordinator=other:1&timeout=90&soc=qcs8255&identity=/k")
     assert (chosen.coordinator, chosen.place, chosen.tags, chosen.timeout_s, chosen.ssh) == (
         "other:1", "bench-1", {"soc": "qcs8255"}, 90.0, {"identity": "/k"})
+
+
+@needs_labgrid
+@pytest.mark.parametrize("text", ["labgrid://", "labgrid://?timeout=5"])
+def test_an_lg_env_file_gives_the_place_coordinator_and_key(tmp_path, monkeypatch, text):
+    monkeypatch.delenv("LG_COORDINATOR", raising=False)
+    env = write_lg_env(tmp_path, "bench-3", "lab.example:20408")
+    address = LabAddress.parse(text, env)
+    assert (address.place, address.tags, address.coordinator, address.ssh["identity"]) == (
+        "bench-3", {}, "lab.example:20408", str(tmp_path / "keys" / "lab_key"))
+    assert LabAddress.parse(text, env, lg_coordinator="other:1").coordinator == "other:1"  # --lg-coordinator wins
+    assert LabAddress.parse("labgrid://?soc=tda4vm", env).place is None  # tags in the address win over the file
+    bad = tmp_path / "two.yaml"
+    bad.write_text("targets: {a: {resources: {}}, b: {resources: {}}}\n")
+    with pytest.raises(NcapError, match="has targets a, b: name one `main`"):
+        LabAddress.parse(text, bad)
+
+
+def write_lg_env(folder: Path, place: str, coordinator: str) -> Path:
+    """A labgrid environment file as labs keep them: the target's place, its SSH key, the coordinator."""
+    env = folder / "lab-env.yaml"
+    env.write_text(f"""\
+targets:
+  main:
+    resources:
+      RemotePlace:
+        name: {place}
+    drivers:
+      SSHDriver:
+        keyfile: keys/lab_key
+options:
+  coordinator_address: {coordinator}
+""")
+    return env
+
+
+@needs_lab
+def test_a_run_with_labgrid_s_own_env_file(lab, inputs, tmp_path):
+    """`--lg-env` (labgrid's pytest plugin) names the place, coordinator and key; the run acquires and measures."""
+    (tmp_path / "keys").mkdir()
+    (tmp_path / "keys" / "lab_key").write_bytes(lab.board.identity.read_bytes())
+    (tmp_path / "keys" / "lab_key").chmod(0o600)
+    env = write_lg_env(tmp_path, "bench-3", lab.coordinator)
+    device = f"labgrid://?python={sys.executable}&known_hosts={lab.board.known_hosts}"
+    output, records = finished(start_run(tmp_path / "env", inputs, device, "--lg-env", str(env),
+                                         "--precision", "fp32", "--ncap-min-seconds", "0.05"))
+    latency = next(r for r in records if r["metric"] == "latency")
+    assert latency["verdict"] == "pass" and latency["lab_place"] == "bench-3", output[-3000:]
+    assert lab.acquired_by("bench-3") is None
 
 
 def test_without_labgrid_the_message_names_the_extra(monkeypatch, pytester):

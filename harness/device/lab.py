@@ -57,7 +57,9 @@ class LabAddress:
     ssh: dict[str, str] = field(default_factory=dict)  # ?python=, ?known_hosts=, ?identity= for the SSH path
 
     @classmethod
-    def parse(cls, text: str) -> LabAddress:
+    def parse(cls, text: str, lg_env: Path | None = None, lg_coordinator: str | None = None) -> LabAddress:
+        """`text`, completed by labgrid's own options where it leaves something out: the place, coordinator and
+        SSH key of the `--lg-env` file's target, and `--lg-coordinator`."""
         try:
             parts = urlsplit(text)
         except ValueError as exc:
@@ -65,18 +67,24 @@ class LabAddress:
         if parts.scheme != "labgrid" or parts.path not in ("", "/"):
             raise NcapError(f"device {text!r} is not a labgrid:// address; {USAGE}")
         query = {key: values[-1] for key, values in parse_qs(parts.query, keep_blank_values=True).items()}
+        if importlib.util.find_spec("labgrid") is None:
+            raise NcapError(NEEDS_EXTRA)
+        env = _lg_env(lg_env) if lg_env else {}
         ssh = {key: query.pop(key) for key in SSH_OPTIONS if key in query}
-        coordinator = query.pop("coordinator", None) or os.environ.get("LG_COORDINATOR") or DEFAULT_COORDINATOR
+        if env.get("identity"):
+            ssh.setdefault("identity", env["identity"])
+        coordinator = (query.pop("coordinator", None) or lg_coordinator or env.get("coordinator")
+                       or os.environ.get("LG_COORDINATOR") or DEFAULT_COORDINATOR)
         timeout_s = _timeout(query.pop("timeout", None), text)
         bad = sorted(key for key, value in query.items() if not TAG_KEY.fullmatch(key) or not value)
         if bad:
             raise NcapError(f"device {text!r}: {', '.join(bad)} is not a TAG=VALUE filter (tags are lower-case, "
                             f"from two letters, with a value); {USAGE}")
-        if not parts.netloc and not query:
-            raise NcapError(f"device {text!r} names neither a place nor tags; {USAGE}")
-        if importlib.util.find_spec("labgrid") is None:
-            raise NcapError(NEEDS_EXTRA)
-        return cls(parts.netloc or None, query, coordinator, timeout_s, ssh)
+        place = parts.netloc or (None if query else env.get("place"))
+        if not place and not query:
+            raise NcapError(f"device {text!r} names neither a place nor tags; {USAGE}, or give --lg-env FILE "
+                            "whose target has a RemotePlace")
+        return cls(place, query, coordinator, timeout_s, ssh)
 
     @property
     def wanted(self) -> str:
@@ -100,6 +108,28 @@ def _timeout(text: str | None, address: str) -> float:
     if not math.isfinite(seconds) or seconds <= 0:
         raise NcapError(f"device {address!r}: timeout={text} is not a positive number of seconds; e.g. timeout=1800")
     return seconds
+
+
+def _lg_env(path: Path) -> dict[str, str]:
+    """A labgrid environment file's main (or only) target: its RemotePlace, SSHDriver keyfile, coordinator."""
+    from labgrid.config import Config
+    from labgrid.exceptions import InvalidConfigError, NoConfigFoundError
+    from labgrid.factory import target_factory
+
+    try:
+        config = Config(str(path))
+        targets = config.get_targets() or {}
+    except (InvalidConfigError, NoConfigFoundError) as exc:
+        raise NcapError(f"--lg-env {path}: {exc}; give a labgrid environment file") from exc
+    role = "main" if "main" in targets else next(iter(targets), None) if len(targets) == 1 else None
+    if role is None:
+        raise NcapError(f"--lg-env {path} has targets {', '.join(targets) or 'none'}: name one `main`, or name the "
+                        "place in the address (labgrid://PLACE)")
+    resources, drivers = target_factory.normalize_config(targets[role])
+    keyfiles = [args.get("keyfile") for args, _ in drivers.get("SSHDriver", {}).values() if args.get("keyfile")]
+    return {"place": next(iter(resources.get("RemotePlace", {})), None),
+            "coordinator": config.get_option("coordinator_address", ""),
+            "identity": config.resolve_path(keyfiles[0]) if keyfiles else None}
 
 
 @dataclass(frozen=True)
