@@ -98,15 +98,19 @@ def test_two_workers_measure_two_cells_at_once_on_two_places(lab, inputs, tmp_pa
 
 
 @needs_lab
-def test_a_killed_run_leaves_the_place_released(lab, inputs, tmp_path):
-    run = start_run(tmp_path / "killed", inputs, lab.address("bench-2"), "--precision", "fp32",
+@pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGKILL], ids=["ctrl-c", "killed"])
+def test_a_stopped_run_leaves_the_place_released(lab, inputs, tmp_path, stop):
+    run = start_run(tmp_path / "stopped", inputs, lab.address("bench-2"), "--precision", "fp32",
                     "--ncap-min-seconds", "120")
     for line in run.stdout:
         if "lab: acquired place bench-2" in line:
             break
     assert lab.acquired_by("bench-2") is not None
-    run.send_signal(signal.SIGKILL)
-    run.wait(timeout=30)
+    time.sleep(2)  # into the board run
+    run.send_signal(stop)
+    rest = run.communicate(timeout=60)[0]
+    if stop == signal.SIGINT:  # pytest's session end released it, and said so
+        assert run.returncode == pytest.ExitCode.INTERRUPTED and "lab: released place bench-2" in rest, rest
     deadline = time.monotonic() + 20
     while lab.acquired_by("bench-2") is not None and time.monotonic() < deadline:
         time.sleep(0.5)
