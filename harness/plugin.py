@@ -2,6 +2,7 @@
 harness.options)."""
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import pytest
@@ -88,7 +89,10 @@ def _progress_writer(config: pytest.Config):
             print(message)
             return
         with capture.global_and_fixture_disabled():
-            reporter.write_line(f"[ncap] {message}")
+            if hasattr(config, "workerinput"):  # an xdist worker's stdout is its channel; its stderr is the terminal
+                print(f"[ncap {config.workerinput['workerid']}] {message}", file=sys.stderr, flush=True)
+            else:
+                reporter.write_line(f"[ncap] {message}")
     return write
 
 

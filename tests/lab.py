@@ -37,8 +37,10 @@ class LocalLab:
             raise RuntimeError(f"labgrid-client {' '.join(args)}: {done.stdout}{done.stderr}")
         return done
 
-    def address(self, place: str = "", timeout: float = 60, coordinator: str | None = None, **tags: str) -> str:
-        query = {**tags, "timeout": timeout, "coordinator": coordinator or self.coordinator, "python": sys.executable,
+    def address(self, place: str = "", timeout: float = 60, coordinator: str | None = None,
+                python: Path | None = None, **tags: str) -> str:
+        query = {**tags, "timeout": timeout, "coordinator": coordinator or self.coordinator,
+                 "python": python or sys.executable,
                  "known_hosts": self.board.known_hosts, "identity": self.board.identity}
         return f"labgrid://{place}?{urlencode(query)}"
 

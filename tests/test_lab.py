@@ -54,8 +54,29 @@ def start_run(folder: Path, inputs: tuple[Path, Path], device: str, *options: st
          *options], cwd=folder, env=environment, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
 
-def finished(run: subprocess.Popen) -> tuple[str, list[dict]]:
-    output = run.communicate(timeout=600)[0]
+def read_until(run: subprocess.Popen, text: str) -> str:
+    """The run's output up to and including the first line with `text`."""
+    seen = []
+    for line in run.stdout:
+        seen.append(line)
+        if text in line:
+            return "".join(seen)
+    raise AssertionError(f"the run ended without {text!r}: {''.join(seen)[-3000:]}")
+
+
+def gated_python(folder: Path, gate: Path) -> Path:
+    """The board's interpreter, holding the agent back until `gate` exists: a run that keeps its place busy."""
+    wrapper = folder / "python-behind-a-gate"
+    wrapper.write_text(f"""#!/bin/sh
+case "$*" in *harness.device.agent*) while [ ! -e "{gate}" ]; do sleep 0.1; done ;; esac
+exec "{sys.executable}" "$@"
+""")
+    wrapper.chmod(0o755)
+    return wrapper
+
+
+def finished(run: subprocess.Popen, before: str = "") -> tuple[str, list[dict]]:
+    output = before + run.communicate(timeout=600)[0]
     assert run.returncode == 0, output[-4000:]
     report = Path(run.args[run.args.index("--ncap-report") + 1])
     return output, [json.loads(line) for line in (report / "results.jsonl").read_text().splitlines()]
@@ -69,17 +90,23 @@ def lab_line(output: str, what: str) -> tuple[str, str]:
 
 @needs_lab
 def test_two_runs_on_one_place_take_turns_and_both_measure(lab, inputs, tmp_path):
-    runs = [start_run(tmp_path / name, inputs, lab.address("bench-1"), "--precision", "fp32") for name in "ab"]
-    (first_out, first), (second_out, second) = sorted((finished(run) for run in runs),
-                                                      key=lambda done: lab_line(done[0], "acquired")[1])
+    """The first run holds the place (its board run waits behind a gate) until the second reports waiting."""
+    gate = tmp_path / "gate"
+    address = lab.address("bench-1", python=gated_python(tmp_path, gate))
+    first_run = start_run(tmp_path / "first", inputs, address, "--precision", "fp32")
+    first_head = read_until(first_run, "lab: acquired place bench-1")
+    second_run = start_run(tmp_path / "second", inputs, address, "--precision", "fp32")
+    second_head = read_until(second_run, "still waiting for place bench-1")
+    gate.touch()
+    (first_out, first), (second_out, second) = finished(first_run, first_head), finished(second_run, second_head)
     for records in (first, second):
         latency = next(r for r in records if r["metric"] == "latency")
         assert latency["verdict"] == "pass" and latency["grade"] == "measured" and latency["n"] >= 300
         assert latency["lab_place"] == "bench-1" and latency["board"].endswith(f"@127.0.0.1:{lab.board.port}")
         assert "labgrid place bench-1" in latency["method"]
-    # never at once: the second run acquired the place after the first released it, and waited for it
+    # never at once: the second run, told who held the place, acquired it after the first released it
+    assert "(bench-1: acquired by" in second_out
     assert lab_line(first_out, "released")[1] <= lab_line(second_out, "acquired")[1]
-    assert "still waiting for place bench-1" in second_out and "acquired by" in second_out
     assert lab.acquired_by("bench-1") is None
 
 
@@ -92,6 +119,7 @@ def test_two_workers_measure_two_cells_at_once_on_two_places(lab, inputs, tmp_pa
     assert len(latency) == 2 and all(r["verdict"] == "pass" for r in latency.values()), output[-3000:]
     one, other = latency.values()
     assert {one["lab_place"], other["lab_place"]} == {"bench-1", "bench-2"}
+    assert output.count("lab: acquired place") == 2 and output.count("lab: released place") == 2  # each worker's
     # each worker held its place from its acquisition until its latency record: the two spans overlap
     assert one["lab_acquired_at"] < other["timestamp"] and other["lab_acquired_at"] < one["timestamp"]
     assert lab.acquired_by("bench-1") is None and lab.acquired_by("bench-2") is None

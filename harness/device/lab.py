@@ -193,13 +193,12 @@ class LabLease:
         holder, self._holder = self._holder, None
         if holder is None or holder.poll() is not None:
             return
-        holder.stdin.close()
         try:
-            released = [json.loads(line) for line in holder.stdout if '"released"' in line]
-            holder.wait(timeout=30)
+            rest = holder.communicate(timeout=30)[0]  # closes its stdin: the holder releases, says so and exits
         except subprocess.TimeoutExpired:
             holder.kill()
-            released = []
+            rest = ""
+        released = [json.loads(line) for line in rest.splitlines() if '"released"' in line]
         if self.held is not None:
             if released:
                 self.progress(f"lab: released place {self.held.place} at {released[-1]['at']}")
@@ -345,10 +344,13 @@ class _Holder:
 
         if self.session.stopping.is_set():
             return  # the coordinator is gone; a restarted one starts with no reservations
-        if self.place is not None and self.session.places.get(self.place) and self.session.places[self.place].acquired:
-            await self.session.stub.ReleasePlace(pb2.ReleasePlaceRequest(placename=self.place))
+        # the reservation goes first: the coordinator schedules the queue on each change, and a place counts as free
+        # only once it is neither acquired nor reserved, so the release then hands it to the next run at once
+        # (the other order leaves it to the coordinator's next 15 s scheduling round)
         if self.token is not None:
             await self.session.stub.CancelReservation(pb2.CancelReservationRequest(token=self.token))
+        if self.place is not None and self.session.places.get(self.place) and self.session.places[self.place].acquired:
+            await self.session.stub.ReleasePlace(pb2.ReleasePlaceRequest(placename=self.place))
         await self.session.sync_with_coordinator()
         if self.place is not None:
             _emit("released", place=self.place)
