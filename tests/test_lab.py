@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import math
 import os
 import signal
 import subprocess
@@ -12,11 +13,13 @@ import time
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from lab import LABGRID_INSTALLED, local_lab
 from sshd import SSHD, free_port, local_sshd
 
 from conftest import SUITE, tiny_classifier, write_card, write_image_folder
-from harness.device.lab import NEEDS_EXTRA, LabAddress, LabLease
+from harness.device.lab import NEEDS_EXTRA, LabAddress, LabLease, _held_place
 from harness.errors import NcapError
 
 needs_labgrid = pytest.mark.skipif(importlib.util.find_spec("labgrid") is None,
@@ -189,6 +192,27 @@ def test_a_coordinator_that_is_down_is_a_clear_error(lab):
 def test_a_malformed_lab_address_is_named(text, problem):
     with pytest.raises(NcapError, match=problem):
         LabAddress.parse(text)
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.builds("labgrid://{}?{}".format, st.text(max_size=10), st.text(max_size=30)))
+def test_any_lab_address_is_an_address_or_one_clear_error(text):
+    try:
+        address = LabAddress.parse(text)
+    except NcapError as exc:
+        assert str(exc) and "\n" not in str(exc), str(exc)
+        return
+    assert (address.place or address.tags) and math.isfinite(address.timeout_s) and address.timeout_s > 0
+
+
+def test_a_network_service_becomes_the_ssh_address_with_the_run_s_ssh_options():
+    address = LabAddress("qcs8255-3", {}, "lab:20408", ssh={"python": "/opt/py", "known_hosts": "/lab/known_hosts"})
+    held = _held_place({"place": "qcs8255-3", "tags": {"soc": "qcs8255"}, "address": "10.0.4.13", "port": 2222,
+                        "username": "root", "password": "s3cret", "at": "2026-12-01T18:00:00.000+00:00"}, address)
+    board = held.board
+    assert (str(board), board.python, str(board.known_hosts), board.password) == (
+        "ssh://root@10.0.4.13:2222", "/opt/py", "/lab/known_hosts", "s3cret")
+    assert "s3cret" not in repr(held)  # the lab's password never reaches a log line
 
 
 @needs_labgrid
