@@ -174,6 +174,8 @@ class LabLease:
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=environment,
             start_new_session=True)
         for line in self._holder.stdout:
+            if not line.startswith("{"):
+                continue  # a library's stray print, not one of the holder's events
             event = json.loads(line)
             if event["event"] == "waiting":
                 self.progress(f"lab: {event['message']}")
@@ -198,7 +200,7 @@ class LabLease:
         except subprocess.TimeoutExpired:
             holder.kill()
             rest = ""
-        released = [json.loads(line) for line in rest.splitlines() if '"released"' in line]
+        released = [json.loads(line) for line in rest.splitlines() if line.startswith("{") and '"released"' in line]
         if self.held is not None:
             if released:
                 self.progress(f"lab: released place {self.held.place} at {released[-1]['at']}")
