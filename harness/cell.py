@@ -9,6 +9,7 @@ from typing import Any
 import psutil
 
 from harness.device.address import DeviceAddress
+from harness.device.lab import LabAddress
 from harness.gate.baseline import Baseline
 from harness.gate.compare import Thresholds
 from harness.measure.latency import LatencyPlan
@@ -34,7 +35,8 @@ class RunOptions:
     gate: Thresholds = Thresholds()
     strict: bool = False  # homologation mode: only `measured` (on-target) evidence can pass
     power_meter: str | None = None  # --ncap-power-meter SPEC, read on the board with a device; else RAPL or estimate
-    device: DeviceAddress | None = None  # --device or the profile's `device:`: figures are measured on that board
+    device: DeviceAddress | LabAddress | None = None  # --device or the profile's `device:`: figures are measured on
+    # that board, or on a board taken from a labgrid pool
     denormals_as_zero: bool = False  # --ncap-denormals-as-zero: off, as deployed runtimes run
 
 

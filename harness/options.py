@@ -3,12 +3,14 @@ line naming the option and the fix (pytest exit 4), before anything is measured.
 from __future__ import annotations
 
 import math
+import os
 from pathlib import Path
 
 import pytest
 
 from harness.cell import RunOptions
 from harness.device.address import DeviceAddress
+from harness.device.lab import LabAddress
 from harness.errors import NcapError
 from harness.gate.baseline import load_baseline
 from harness.gate.compare import Thresholds
@@ -92,11 +94,17 @@ def _thresholds(config: pytest.Config) -> Thresholds:
     return Thresholds(alpha, latency, memory, accuracy)
 
 
-def _device(config: pytest.Config, platform: Platform) -> DeviceAddress | None:
+def _device(config: pytest.Config, platform: Platform) -> DeviceAddress | LabAddress | None:
     if config.getoption("device") == "":
-        raise NcapError("--device is empty; give ssh://USER@HOST[:PORT] or leave the option out")
+        raise NcapError("--device is empty; give ssh://USER@HOST[:PORT], labgrid://PLACE or labgrid://?TAG=VALUE, "
+                        "or leave the option out")
     address = config.getoption("device") or platform.device
-    return DeviceAddress.parse(address) if address else None
+    if not address:
+        return None
+    if address.startswith("labgrid:"):  # labgrid's pytest plugin adds --lg-env and --lg-coordinator
+        lg_env = config.getoption("lg_env", None) or os.environ.get("LG_ENV")
+        return LabAddress.parse(address, Path(lg_env) if lg_env else None, config.getoption("lg_coordinator", None))
+    return DeviceAddress.parse(address)
 
 
 def _precisions(text: str | None, platform: Platform) -> tuple[str, ...]:

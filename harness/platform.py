@@ -70,7 +70,7 @@ class Platform(_Strict):
     memory_gb: SourcedFigure | None = None  # DRAM capacity
     power: Power | None = None
     baselines: list[ArticleBaseline] = []
-    device: str | None = Field(None, pattern=r"^ssh://")  # a board to run on; --device overrides it
+    device: str | None = Field(None, pattern=r"^(ssh|labgrid)://")  # a board or lab pool; --device overrides it
 
     @model_validator(mode="after")
     def _defaults_supported(self) -> Platform:

@@ -2,6 +2,7 @@
 harness.options)."""
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import pytest
@@ -47,9 +48,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--ncap-power-meter", metavar="SPEC",
                     help="power source: rapl, nvml[:GPU], tegrastats[:RAIL+RAIL], hwmon:hwmonN[:CHANNEL] or "
                          "scpi:VISA_RESOURCE (default: RAPL where readable, else the profile's estimate)")
-    group.addoption("--device", metavar="ssh://USER@HOST[:PORT]",
+    group.addoption("--device", metavar="ssh://USER@HOST[:PORT]|labgrid://PLACE|labgrid://?TAG=VALUE",
                     help="run every cell on this board over SSH and grade its figures measured (overrides the "
-                         "profile's device:); options ?python=PATH&known_hosts=FILE&identity=FILE")
+                         "profile's device:); options ?python=PATH&known_hosts=FILE&identity=FILE; labgrid:// takes "
+                         "a place from a labgrid pool (&timeout=S&coordinator=HOST:PORT, docs/board-lab.md)")
     group.addoption("--ncap-strict", action="store_true",
                     help="homologation mode: only measured (on-target) figures can pass; others fail as "
                          "insufficient evidence")
@@ -87,7 +89,10 @@ def _progress_writer(config: pytest.Config):
             print(message)
             return
         with capture.global_and_fixture_disabled():
-            reporter.write_line(f"[ncap] {message}")
+            if hasattr(config, "workerinput"):  # an xdist worker's stdout is its channel; its stderr is the terminal
+                print(f"[ncap {config.workerinput['workerid']}] {message}", file=sys.stderr, flush=True)
+            else:
+                reporter.write_line(f"[ncap] {message}")
     return write
 
 
@@ -119,9 +124,11 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 
 
 def pytest_sessionfinish(session: pytest.Session) -> None:
+    run = session.config.stash.get(RUN_KEY, None)
+    if run is not None:
+        run.release_board()  # a place taken from a labgrid pool, by each process that took one (xdist workers too)
     if hasattr(session.config, "workerinput"):
         return  # an xdist worker: the controller renders the one report
-    run = session.config.stash.get(RUN_KEY, None)
     records = run.store.records(run.run_id) if run is not None else []
     if not records:
         return

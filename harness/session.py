@@ -62,6 +62,11 @@ class ComplianceRun:
         self._write_once(record, test_id)
         return record
 
+    def release_board(self) -> None:
+        """Hand back a board taken from a labgrid pool; a no-op for any other source."""
+        if isinstance(self.source, BoardSource):
+            self.source.release()
+
     def latency_samples(self, cell: Cell) -> np.ndarray | None:
         """The samples (ms) the cell's latency was judged on; None where nothing was timed."""
         return self.source.latency_samples(cell)
@@ -115,4 +120,5 @@ class ComplianceRun:
             "artifact_sha256": artifact.sha256 if artifact else None,
             **({key: artifact.manifest.get(key) for key in ARTIFACT_FIGURES} if artifact else {}),
             "dataset": dataset.name if dataset else None, "dataset_sha256": dataset.fingerprint if dataset else None,
-            "test_id": test_id, **record.figures})
+            "test_id": test_id, **(self.source.ran_on() if isinstance(self.source, BoardSource) else {}),
+            **record.figures})

@@ -92,6 +92,14 @@ def image_folder(tmp_path: Path) -> Path:
     return write_image_folder(tmp_path / "images")
 
 
+@pytest.fixture
+def pytester(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> pytest.Pytester:
+    """In-process runs go without labgrid's pytest plugin (the lab extra): it cannot configure twice in one process
+    (labgrid-project/labgrid#1468, fixed after 26.0.1). Runs in a process of their own keep it (tests/test_lab.py)."""
+    monkeypatch.setenv("PYTEST_ADDOPTS", f"{os.environ.get('PYTEST_ADDOPTS', '')} -p no:labgrid".strip())
+    return pytester
+
+
 @pytest.fixture(autouse=True)
 def _private_cache(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory,
                    monkeypatch: pytest.MonkeyPatch) -> None:

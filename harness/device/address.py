@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import getpass
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
@@ -19,6 +19,7 @@ class DeviceAddress:
     python: str = "python3"  # the board's interpreter with numpy and the runtime installed
     known_hosts: Path | None = None  # checked besides ~/.ssh/known_hosts; host keys are always verified
     identity: Path | None = None  # private key; else the ssh agent and ~/.ssh/id_*
+    password: str | None = field(default=None, repr=False)  # only from a labgrid NetworkService that has one
 
     @classmethod
     def parse(cls, text: str) -> DeviceAddress:

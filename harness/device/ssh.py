@@ -84,7 +84,7 @@ class SshSession:
         client.set_missing_host_key_policy(_RejectUnknownHost(address))
         try:
             client.connect(address.host, port=address.port, username=address.user,
-                           key_filename=str(address.identity) if address.identity else None,
+                           key_filename=str(address.identity) if address.identity else None, password=address.password,
                            timeout=CONNECT_TIMEOUT_S, banner_timeout=CONNECT_TIMEOUT_S, auth_timeout=CONNECT_TIMEOUT_S)
         except NcapError:
             client.close()

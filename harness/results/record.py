@@ -40,6 +40,9 @@ class StoredRecord(BaseModel):
     dataset: str | None = None
     dataset_sha256: str | None = None
     test_id: str | None = None
+    board: str | None = None  # with --device: the board that ran the cell (ssh://user@host:port)
+    lab_place: str | None = None  # with --device labgrid://: the labgrid place that board is
+    lab_acquired_at: str | None = None  # and when this run acquired it (UTC)
 
     @model_validator(mode="before")
     @classmethod

@@ -1,4 +1,5 @@
-"""A board (`--device ssh://...`): the cell's artifact runs there once, and every figure is the board's."""
+"""A board (`--device ssh://...`, or one taken from a labgrid pool with `labgrid://...`): the cell's artifact runs
+there once, and every figure is the board's."""
 from __future__ import annotations
 
 from typing import Any
@@ -6,6 +7,8 @@ from typing import Any
 import numpy as np
 
 from harness.cell import Cell
+from harness.device.address import DeviceAddress
+from harness.device.lab import LabAddress, LabLease
 from harness.device.remote import DeviceJob, DeviceRun, run_on_device
 from harness.gate.baseline import sample_summary
 from harness.gate.compare import SecondLook
@@ -22,7 +25,29 @@ GRADE = "measured"  # on the target itself
 class BoardSource:
     def __init__(self, run: Workspace) -> None:
         self.run, self.options = run, run.options
-        self.where = f"on the board {self.options.device}"
+        device = self.options.device
+        self.lease = LabLease(device, run.progress) if isinstance(device, LabAddress) else None
+
+    @property
+    def where(self) -> str:
+        held = self.lease.held if self.lease else None
+        board = f"{held.board} (labgrid place {held.place})" if held else self.options.device
+        return f"on the board {board}"
+
+    def board(self) -> DeviceAddress:
+        """The board's SSH address; from a labgrid pool, the place is taken now (once) and held until `release`."""
+        return self.lease.acquire().board if self.lease else self.options.device
+
+    def ran_on(self) -> dict[str, str]:
+        """For each stored record: the board that ran the cell, and its labgrid place (none before one is held)."""
+        if self.lease is None:
+            return {"board": str(self.options.device)}
+        held = self.lease.held
+        return {"board": str(held.board), "lab_place": held.place, "lab_acquired_at": held.acquired_at} if held else {}
+
+    def release(self) -> None:
+        if self.lease is not None:
+            self.lease.release()
 
     def latency(self, cell: Cell) -> Evidence:
         board = self._board_run(cell)
@@ -74,5 +99,6 @@ class BoardSource:
                         self.options.platform.runtime, cell.precision, self.options.threads,
                         self.options.latency_plan, self.options.power_meter, card.input.name, card.output.name,
                         self.options.denormals_as_zero)
-        self.run.progress(f"running {cell.id} on {self.options.device}")
-        return run_on_device(self.options.device, job)
+        board = self.board()
+        self.run.progress(f"running {cell.id} on {board}")
+        return run_on_device(board, job)
