@@ -23,6 +23,8 @@ REQUIREMENTS = {
     "power": Requirement("NCAP-PWR-01", "average power over the latency window", ("watts",), "W"),
     "accuracy": Requirement("NCAP-ACC-{precision}", "top-1 accuracy drop vs FP32 of the same network",
                             ("drop_pt",), "pt"),
+    "placement": Requirement("NCAP-NPU-01", "every node runs on the NPU (none falls back to the CPU), as compiled "
+                             "for the chip", ("fallback_nodes",), "nodes"),
     "regression": Requirement("NCAP-REG-01", "no regression against the baseline (latency, memory, accuracy)",
                               ("latency_ratio",), "x"),
 }

@@ -22,6 +22,7 @@ from harness.results.store import ResultsStore
 from harness.sources.base import FigureSource
 from harness.sources.board import BoardSource
 from harness.sources.host import HostSource
+from harness.sources.numerics import target_placement
 from harness.sources.projection import ProjectionSource
 from harness.verdict import Verdict
 from harness.workspace import Workspace
@@ -82,6 +83,8 @@ class ComplianceRun:
             return metrics.accuracy(cell, source, options, self.workspace.artifact(cell),
                                     self.workspace.source_card(cell.model).output.kind == "detections",
                                     dataset.name, len(dataset.evaluation))
+        if metric == "placement":
+            return metrics.placement(cell, target_placement(self.workspace, cell), options)
         if metric == "regression":
             return metrics.regression(cell, source, options, lambda: [
                 self._record(name, cell) for name in ("latency", "memory", "accuracy")])

@@ -26,5 +26,9 @@ def test_accuracy_drop(accuracy):
     assert_verdict(accuracy)
 
 
+def test_npu_placement(placement):
+    assert_verdict(placement)
+
+
 def test_no_regression(regression):
     assert_verdict(regression)

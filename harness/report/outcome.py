@@ -5,7 +5,8 @@ from typing import Any
 
 from harness.catalog import is_requirement
 
-UNPROVEN_GRADES = ("projected", "estimated")
+# emulated: the target's arithmetic run on the host (a vendor emulator): the chip's numerics, not the chip
+UNPROVEN_GRADES = ("projected", "estimated", "emulated")
 
 # `ncap merge` exit codes (README, "Exit codes"); 2 is argparse's and ours for bad input
 EXIT_PASSED, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_INCOMPLETE = 0, 1, 2, 3
@@ -13,7 +14,7 @@ EXIT_PASSED, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_INCOMPLETE = 0, 1, 2, 3
 
 def compliance(records: list[dict[str, Any]]) -> dict[str, str]:
     """compliant, not compliant, or provisional (a requirement skipped, in error, or shown only by a
-    projected or estimated figure), with the reason."""
+    projected, emulated or estimated figure), with the reason."""
     checked = [r for r in records if is_requirement(r["metric"], r.get("recipe") or r["precision"])]
     failed = [r for r in checked if r["verdict"] == "fail"]
     if failed:
@@ -22,7 +23,7 @@ def compliance(records: list[dict[str, Any]]) -> dict[str, str]:
     if unproven or not checked:
         return {"verdict": "provisional", "reason": (
             f"{len(unproven)} requirement check(s) not established by a measured pass (skipped, in error, "
-            f"projected or estimated): {_names(unproven)}" if checked else "no requirement was checked")}
+            f"projected, emulated or estimated): {_names(unproven)}" if checked else "no requirement was checked")}
     grades = sorted({r.get("grade") for r in checked})
     return {"verdict": "compliant", "reason": f"all {len(checked)} requirement checks passed on "
                                               f"{', '.join(grades)} evidence"}
@@ -49,7 +50,7 @@ def gate(records: list[dict[str, Any]]) -> dict[str, str]:
 def exit_status(records: list[dict[str, Any]], strict: bool = False) -> int:
     """What CI should do with these records: fail on a failed requirement or a regression; call the evidence
     incomplete when a figure is in error, or, under `strict`, when a requirement is not established by a
-    measured pass (skipped, projected or estimated); pass otherwise."""
+    measured pass (skipped, projected, emulated or estimated); pass otherwise."""
     if compliance(records)["verdict"] == "not compliant" or gate(records)["verdict"] == "fail":
         return EXIT_FAILED
     if any(r["verdict"] == "error" for r in records):

@@ -1,0 +1,223 @@
+"""Qualcomm's compiler on the host (the `.[qnn]` extra, onnxruntime-qnn): a QDQ ONNX model compiled for one SoC into
+a context binary (an EPContext ONNX file + `*_qnn.bin`, what the board loads without recompiling), which nodes the
+compiler took, and a runner that executes the context through the HTP emulator on this machine's CPU.
+
+onnxruntime-qnn is a plugin execution provider: `providers=["QNNExecutionProvider"]` silently runs everything on
+the CPU; the library is registered with ONNX Runtime and the session is given its devices instead.
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+
+from harness import cache
+from harness.errors import NcapError
+from harness.platform import QualcommSoc
+
+EP_NAME = "QNNExecutionProvider"
+CONTEXT_ONNX = "context.onnx"  # QNN writes the binary beside it as context_qnn.bin
+MISSING = ("Qualcomm's compiler is not installed here: pip install -e '.[qnn]' (onnxruntime-qnn; its QNN libraries "
+           "are under Qualcomm's AI Stack License, see docs/qualcomm-npu.md)")
+# what a compiled HTP context says it was built for, in its serialised graph configuration
+SOC_METADATA = re.compile(rb"soc_type=([A-Za-z0-9_]+);arch=(\d+)")
+
+
+def qnn_version() -> str | None:
+    """onnxruntime-qnn's version where it imports, else None."""
+    try:
+        import onnxruntime_qnn
+    except ImportError:
+        return None
+    return onnxruntime_qnn.__version__
+
+
+@dataclass(frozen=True)
+class Placement:
+    """Which nodes the compiler put on the NPU and which it left to the CPU (`name (op)`). The graph's own float
+    input quantisation and output dequantisation stay on the CPU by design: they are listed apart, not a fallback."""
+
+    npu: tuple[str, ...]
+    fallback: tuple[str, ...]
+    io_conversions: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class CompiledContext:
+    folder: Path
+    manifest: dict[str, Any]  # files with sha256, SoC, placement, compile seconds, versions
+
+    @property
+    def onnx(self) -> Path:
+        return self.folder / CONTEXT_ONNX
+
+    @property
+    def placement(self) -> Placement:
+        return Placement(**{key: tuple(value) for key, value in self.manifest["placement"].items()})
+
+
+def compiled_context(model: Path, model_sha256: str, soc: QualcommSoc) -> CompiledContext:
+    """The model compiled for `soc`, from the cache when a verified copy exists (keyed by the model's content, the
+    SoC, the compiler's version and this module), else compiled now, checked and cached."""
+    key = cache.content_key(model_sha256, soc.model_dump(), qnn_version(), ort.__version__,
+                            cache.source_sha256(sys.modules[__name__]))
+    folder = cache.cache_root() / "qnn-contexts" / key[:32]
+    manifest = _verified(folder)
+    if manifest is None:
+        folder.parent.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=f".ctx-{os.getpid()}-", dir=folder.parent))
+        try:
+            _compile(model, soc, staging)
+            staging.rename(folder)
+        except FileExistsError:
+            pass  # a parallel worker compiled the same context first
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+        manifest = _verified(folder)
+    if manifest is None:
+        raise NcapError(f"the compiled context in {folder} does not match its own manifest after a rebuild; "
+                        "remove the folder (or $NCAP_CACHE) and run again")
+    return CompiledContext(folder, manifest)
+
+
+def check_soc(binary: Path, soc: QualcommSoc) -> None:
+    """The context must say it targets the profile's SoC: QNN compiles an unknown id for a default SoC, warning only."""
+    found = {(name.decode(), int(arch)) for name, arch in SOC_METADATA.findall(binary.read_bytes())}
+    if found != {(soc.soc_type, soc.htp_arch)}:
+        said = ", ".join(f"{name} (HTP v{arch})" for name, arch in sorted(found)) or "no SoC at all"
+        raise NcapError(f"{binary.name} was compiled for {said}, not {soc.soc_type} (HTP v{soc.htp_arch}) as "
+                        f"soc_model {soc.value} asks: QNN does not know that id or the profile's soc_type/htp_arch "
+                        "is wrong; fix soc_model in the platform profile")
+
+
+class QnnContextRunner:
+    """Runs a compiled context through the HTP emulator, batch 1 (the context is compiled for one image)."""
+
+    name = "onnxruntime-qnn (HTP emulator)"
+
+    def __init__(self, context: CompiledContext, soc: QualcommSoc, output_name: str | None = None) -> None:
+        self.context, self.soc, self._output_name = context, soc, output_name
+        self._session: ort.InferenceSession | None = None
+        self.last_inference_seconds = float("nan")
+
+    def __enter__(self) -> QnnContextRunner:
+        self._session = qnn_session(self.context.onnx, self.soc)
+        self._input = self._session.get_inputs()[0].name
+        outputs = [output.name for output in self._session.get_outputs()]
+        self._output = self._output_name if self._output_name in outputs else outputs[0]
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._session = None
+
+    def infer(self, batch: np.ndarray) -> np.ndarray:
+        if self._session is None:
+            raise RuntimeError("infer() outside the runner's `with` block")
+        started = time.perf_counter()
+        (result,) = self._session.run([self._output], {self._input: batch})
+        self.last_inference_seconds = time.perf_counter() - started
+        return result
+
+    @property
+    def max_batch(self) -> int:
+        return 1
+
+    @property
+    def settings(self) -> dict[str, Any]:
+        return {"runtime": self.name, "onnxruntime_qnn": qnn_version(), "soc_model": self.soc.value,
+                "backend": "libQnnHtp.so (HTP emulated on the host CPU)"}
+
+
+def qnn_session(model: Path, soc: QualcommSoc, config: dict[str, str] | None = None) -> ort.InferenceSession:
+    """A session with the QNN HTP backend for `soc` (batch axes fixed to 1: the HTP compiles static shapes)."""
+    import onnxruntime_qnn
+
+    _register(onnxruntime_qnn.get_library_path())
+    options = ort.SessionOptions()
+    options.log_severity_level = 3  # errors only
+    for name, value in (config or {}).items():
+        options.add_session_config_entry(name, value)
+    for dim in _symbolic_dims(model):
+        options.add_free_dimension_override_by_name(dim, 1)
+    devices = [device for device in ort.get_ep_devices() if device.ep_name == EP_NAME]
+    options.add_provider_for_devices(devices, {"backend_path": onnxruntime_qnn.get_qnn_htp_path(),
+                                               "soc_model": str(soc.value)})
+    try:
+        return ort.InferenceSession(str(model), options)
+    except Exception as exc:  # ORT raises several unrelated types when the compiler refuses a graph
+        detail = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else type(exc).__name__
+        raise NcapError(f"QNN could not compile or load {model.name} for {soc.soc_type}: {detail}") from exc
+
+
+def _register(library: str) -> None:
+    """Register the plugin once per process (a second registration is an error)."""
+    if not any(device.ep_name == EP_NAME for device in ort.get_ep_devices()):
+        ort.register_execution_provider_library(EP_NAME, library)
+
+
+def _compile(model: Path, soc: QualcommSoc, folder: Path) -> None:
+    started = time.perf_counter()
+    session = qnn_session(model, soc, {"session.record_ep_graph_assignment_info": "1", "ep.context_enable": "1",
+                                       "ep.context_file_path": str(folder / CONTEXT_ONNX)})
+    compile_s = time.perf_counter() - started
+    placement = _placement(session, onnx.load(str(model), load_external_data=False).graph)
+    binaries = sorted(folder.glob("*_qnn.bin"))
+    if not (folder / CONTEXT_ONNX).is_file() or len(binaries) != 1:
+        raise NcapError(f"QNN compiled no context binary of {model.name} for soc_model {soc.value}: the compiler "
+                        "rejected that SoC id or took no node of the graph; check soc_model in the platform profile")
+    check_soc(binaries[0], soc)
+    files = {path.name: cache.file_sha256(path) for path in (folder / CONTEXT_ONNX, binaries[0])}
+    (folder / "context.json").write_text(json.dumps({
+        "files": files, "binary": binaries[0].name, "soc": soc.model_dump(), "compile_s": compile_s,
+        "placement": {key: list(value) for key, value in placement.__dict__.items()},
+        "versions": {"onnxruntime_qnn": qnn_version(), "onnxruntime": ort.__version__}}, indent=1))
+
+
+def _verified(folder: Path) -> dict[str, Any] | None:
+    """The manifest when every file still has its sha256; a damaged folder is removed so it is rebuilt."""
+    try:
+        manifest = json.loads((folder / "context.json").read_text())
+        if all(cache.file_sha256(folder / name) == sha for name, sha in manifest["files"].items()):
+            return manifest
+    except FileNotFoundError:
+        if not folder.exists():
+            return None
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        pass
+    shutil.rmtree(folder, ignore_errors=True)
+    return None
+
+
+def _placement(session: ort.InferenceSession, graph: onnx.GraphProto) -> Placement:
+    inputs, outputs = {i.name for i in graph.input}, {o.name for o in graph.output}
+    nodes = {node.name: node for node in graph.node}
+
+    def io_conversion(name: str, op: str) -> bool:
+        node = nodes.get(name)
+        return node is not None and ((op == "QuantizeLinear" and node.input[0] in inputs)
+                                     or (op == "DequantizeLinear" and node.output[0] in outputs))
+    npu, fallback, io = [], [], []
+    for subgraph in session.get_provider_graph_assignment_info():
+        for node in subgraph.get_nodes():
+            named = f"{node.name} ({node.op_type})"
+            if subgraph.ep_name == EP_NAME:
+                npu.append(named)
+            else:
+                (io if io_conversion(node.name, node.op_type) else fallback).append(named)
+    return Placement(tuple(npu), tuple(fallback), tuple(io))
+
+
+def _symbolic_dims(model: Path) -> set[str]:
+    graph = onnx.load(str(model), load_external_data=False).graph
+    return {dim.dim_param for value in graph.input for dim in value.type.tensor_type.shape.dim if dim.dim_param}
