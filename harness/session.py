@@ -94,7 +94,7 @@ class ComplianceRun:
     def _insist_on_measured(self, record: Record) -> Record:
         """--ncap-strict: a pass on anything but on-target evidence becomes a failure for insufficient evidence."""
         if (self.options.strict and record.verdict.status == "pass" and record.grade != "measured"
-                and is_requirement(record.metric, record.cell.recipe)):
+                and is_requirement(record.metric, record.cell.recipe, record.cell.platform)):
             record.verdict = Verdict("fail", f"insufficient evidence: {record.verdict.message}, but the figure is "
                                              f"{record.grade}; --ncap-strict accepts only measured (on-target) figures")
         return record

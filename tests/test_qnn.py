@@ -16,6 +16,8 @@ from conftest import FAST, SUITE, tiny_classifier, write_card
 from harness import cache
 from harness.errors import NcapError
 from harness.platform import load_platform
+from harness.report import outcome
+from harness.requirements import load_requirements
 from harness.runtimes.qnn.context import QnnContextRunner, check_soc, compiled_context, qnn_session, qnn_version
 
 SOC = load_platform("qcs8255").soc_model
@@ -152,3 +154,37 @@ def test_a_node_left_to_the_cpu_fails_placement_naming_it(pytester, image_folder
                                 "-k", "test_npu_placement", *FAST)
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines(["*nodes left to the CPU (celu (Celu)) 1.00 nodes breaks the limit <= 0 nodes*"])
+
+
+def _record(metric: str, verdict: str, grade: str | None, platform: str = "qcs8255") -> dict:
+    return {"cell": f"m-int8-{platform}", "metric": metric, "recipe": "int8", "precision": "int8",
+            "platform": platform, "verdict": verdict, "grade": grade}
+
+
+def test_an_emulated_pass_never_counts_as_measured():
+    measured = [_record("latency", "pass", "measured"), _record("accuracy", "pass", "measured")]
+    assert outcome.compliance(measured)["verdict"] == "compliant"
+    emulated = [measured[0], _record("accuracy", "pass", "emulated"), _record("placement", "pass", "emulated")]
+    assert outcome.compliance(emulated)["verdict"] == "provisional"
+    assert "emulated" in outcome.compliance(emulated)["reason"]
+    assert outcome.exit_status(emulated, strict=True) == outcome.EXIT_INCOMPLETE
+    assert outcome.exit_status(emulated) == outcome.EXIT_PASSED
+
+
+def test_placement_is_a_requirement_on_a_target_and_not_on_the_host():
+    host = [_record("latency", "pass", "host-measured", "host"), _record("placement", "skip", None, "host")]
+    assert outcome.compliance(host)["verdict"] == "compliant"
+    target = [_record("latency", "pass", "measured"), _record("placement", "skip", None)]
+    assert outcome.compliance(target)["verdict"] == "provisional"
+    assert outcome.compliance([*target[:1], _record("placement", "fail", "emulated")])["verdict"] == "not compliant"
+
+
+def test_the_placement_limit_comes_from_its_source_or_the_users_file(tmp_path):
+    assert load_requirements(None).npu_fallback_nodes.value == 0
+    path = tmp_path / "limits.yaml"
+    path.write_text("npu_fallback_nodes: 2\n")
+    limit = load_requirements(path).npu_fallback_nodes
+    assert limit.value == 2 and limit.source == f"requirements file {path}"
+    path.write_text("npu_fallback_nodes: -1\n")
+    with pytest.raises(NcapError, match="npu_fallback_nodes"):
+        load_requirements(path)

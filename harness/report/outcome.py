@@ -15,7 +15,8 @@ EXIT_PASSED, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_INCOMPLETE = 0, 1, 2, 3
 def compliance(records: list[dict[str, Any]]) -> dict[str, str]:
     """compliant, not compliant, or provisional (a requirement skipped, in error, or shown only by a
     projected, emulated or estimated figure), with the reason."""
-    checked = [r for r in records if is_requirement(r["metric"], r.get("recipe") or r["precision"])]
+    checked = [r for r in records if is_requirement(r["metric"], r.get("recipe") or r["precision"],
+                                                  r.get("platform", ""))]
     failed = [r for r in checked if r["verdict"] == "fail"]
     if failed:
         return {"verdict": "not compliant", "reason": f"{len(failed)} requirement check(s) failed: {_names(failed)}"}

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Protocol
 
+from harness.catalog import HOST_PLATFORM
 from harness.cell import Cell
 from harness.sources.base import Evidence
 from harness.sources.qnn_htp import qnn_htp
@@ -41,6 +42,9 @@ def target_numerics(run: Workspace) -> TargetNumerics | None:
 def target_placement(run: Workspace, cell: Cell) -> Evidence:
     """The chip's compiler's placement of the cell's nodes; no figure (a skip) where no compiler for it is known."""
     numerics = target_numerics(run)
+    if cell.platform == HOST_PLATFORM:
+        return Evidence(None, "NPU placement", None, None, reason=(
+            "the host runs the network on its CPU: there is no NPU placement to check (not a requirement here)"))
     if numerics is None:
         return Evidence(None, "NPU placement", None, None, reason=(
             f"op placement on {cell.platform} is not checked: no NPU compiler for this profile runs on the host "
