@@ -3,6 +3,7 @@ node placement, a fallback named, the SoC check, a context binary that reloads, 
 Where the extra is not installed, the QNN tests skip with the reason and the suite's skips say how to get it."""
 from __future__ import annotations
 
+import importlib.util
 import json
 from pathlib import Path
 
@@ -15,6 +16,7 @@ from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantTy
 from conftest import FAST, SUITE, tiny_classifier, write_card
 from harness import cache
 from harness.errors import NcapError
+from harness.measure.drift import counterpart, layer_drift
 from harness.platform import load_platform
 from harness.report import outcome
 from harness.requirements import load_requirements
@@ -188,3 +190,43 @@ def test_the_placement_limit_comes_from_its_source_or_the_users_file(tmp_path):
     path.write_text("npu_fallback_nodes: -1\n")
     with pytest.raises(NcapError, match="npu_fallback_nodes"):
         load_requirements(path)
+
+
+def test_the_name_map_reads_a_quantised_tensor_after_its_qdq_pair():
+    assert counterpart("relu_1", {"relu_1", "relu_1_DequantizeLinear_Output"}) == "relu_1_DequantizeLinear_Output"
+    assert counterpart("logits", {"logits"}) == "logits"
+    assert counterpart("bn_out", {"conv_out"}) is None  # fused away before quantisation
+
+
+def _chain(path: Path, scale: float) -> Path:
+    """Conv -> Relu -> Mul(scale): changing `scale` changes the last layer only."""
+    rng = np.random.default_rng(0)
+    graph = helper.make_graph(
+        [helper.make_node("Conv", ["input", "w"], ["features"], name="conv"),
+         helper.make_node("Relu", ["features"], ["active"], name="relu"),
+         helper.make_node("Mul", ["active", "scale"], ["logits"], name="scaled")], "chain",
+        [helper.make_tensor_value_info("input", TensorProto.FLOAT, [1, 3, 8, 8])],
+        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, [1, 4, 1, 1])],
+        [helper.make_tensor("w", TensorProto.FLOAT, [4, 3, 8, 8], rng.standard_normal(768).astype(np.float32)),
+         helper.make_tensor("scale", TensorProto.FLOAT, [1], [scale])])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    model.ir_version = 8
+    onnx.save(model, str(path))
+    return path
+
+
+@pytest.mark.skipif(importlib.util.find_spec("polygraphy") is None, reason=(
+    "Polygraphy is not installed: pip install -e '.[qnn]' runs this test"))
+def test_layer_drift_names_the_layer_that_changed_and_finds_none_elsewhere(tmp_path):
+    feeds = [{"input": np.random.default_rng(i).random((1, 3, 8, 8), dtype=np.float32)} for i in range(3)]
+    report = layer_drift(_chain(tmp_path / "a.onnx", 1.0), _chain(tmp_path / "b.onnx", 1.5), feeds)
+    drift = {layer.tensor: layer for layer in report.layers}
+    assert drift["features"].mean_abs_error == drift["active"].mean_abs_error == 0
+    worst = report.worst(1)[0]
+    assert (worst.tensor, worst.producer) == ("logits", "scaled (Mul)") and worst.relative_error > 0.3
+    int8 = quantised(tmp_path / "a.onnx", tmp_path / "a-int8.onnx", [1, 3, 8, 8])
+    quantised_drift = layer_drift(tmp_path / "a.onnx", int8, feeds)
+    # the quantiser folds the Relu into its Conv: the Conv's own output is gone, counted as unmatched
+    assert {layer.tensor for layer in quantised_drift.layers} == {"active", "logits"}
+    assert quantised_drift.unmatched == ["features"]
+    assert all(0 < layer.relative_error < 0.1 for layer in quantised_drift.layers)
