@@ -135,6 +135,7 @@ def test_the_suite_on_qcs8255_gives_placement_and_emulated_accuracy_or_says_how(
         return
     assert placement["verdict"] == "pass" and placement["grade"] == "emulated" and placement["fallback_nodes"] == 0
     assert placement["limit"] == 0 and "issue #15" in placement["limit_source"]
+    assert written["latency"]["grade"] == "projected" and "not the chip's latency" in written["latency"]["latency_note"]
     assert accuracy["grade"] == "emulated" and accuracy["soc"] == "SA8255" and "not the chip's latency" in (
         accuracy["method"])
     # the folder's evaluation split has 14 images, fewer than EMULATED_IMAGES: all are emulated

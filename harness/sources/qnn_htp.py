@@ -54,6 +54,8 @@ class Unavailable:
 
 
 class QnnHtp:
+    latency_note = NOT_A_LATENCY
+
     def __init__(self, run: Workspace, soc: QualcommSoc) -> None:
         self.run, self.soc = run, soc
 
