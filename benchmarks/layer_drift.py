@@ -40,7 +40,8 @@ def main() -> None:
     kept_float = {layer for step in quantised.manifest["steps"]
                   for layer, precision in step["did"].get("assignment", {}).items() if precision != "int8"}
     print(f"\n{model} {args.recipe} vs fp32 over {len(feeds)} evaluation images: {len(report.layers)} tensors "
-          f"compared, {len(report.unmatched)} fused away before quantisation (unmatched), {seconds:.1f} s\n")
+          f"compared, {len(report.unmatched)} fused away before quantisation (unmatched), {len(report.before_relu)} "
+          f"pre-activations compared at their ReLU, {seconds:.1f} s\n")
     print("| rank | tensor | written by | mean abs error | p99 abs error | error / mean FP32 magnitude |"
           + (" mixed kept it float |" if kept_float else ""))
     print("|---|---|---|---|---|---|" + ("---|" if kept_float else ""))
