@@ -80,8 +80,9 @@ def compiled_context(model: Path, model_sha256: str, soc: QualcommSoc) -> Compil
         try:
             _compile(model, soc, staging)
             staging.rename(folder)
-        except FileExistsError:
-            pass  # a parallel worker compiled the same context first
+        except OSError:  # ENOTEMPTY, not FileExistsError, when renaming onto a folder another worker filled first
+            if not folder.is_dir():
+                raise
         finally:
             shutil.rmtree(staging, ignore_errors=True)
         manifest = _verified(folder)
