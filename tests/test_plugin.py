@@ -8,7 +8,7 @@ import pytest
 
 from conftest import SUITE, tiny_classifier, write_card
 from harness.errors import NcapError
-from harness.runtimes.qnn.context import qnn_version
+from harness.runtimes.qnn.runner import qnn_version
 
 FAST = ["-rs", "--ncap-min-runs", "300", "--ncap-min-seconds", "0.05", "--ncap-warmup", "2", "-p", "no:cacheprovider"]
 

@@ -20,7 +20,8 @@ from harness.measure.drift import counterpart, layer_drift
 from harness.platform import load_platform
 from harness.report import outcome
 from harness.requirements import load_requirements
-from harness.runtimes.qnn.context import QnnContextRunner, check_soc, compiled_context, qnn_session, qnn_version
+from harness.runtimes.qnn.context import check_soc, compiled_context
+from harness.runtimes.qnn.runner import QnnRunner, qnn_session, qnn_version
 
 SOC = load_platform("qcs8255").soc_model
 needs_qnn = pytest.mark.skipif(qnn_version() is None, reason=(
@@ -81,7 +82,7 @@ def test_an_op_the_npu_lacks_is_a_named_fallback(tmp_path):
 def test_the_context_is_checked_for_the_soc_and_an_unknown_id_is_an_error(tmp_path):
     model = quantised(tiny_classifier(tmp_path / "tiny.onnx"), tmp_path / "tiny-int8.onnx", [1, 3, 16, 16])
     context = compile_here(model)
-    binary = context.folder / context.manifest["binary"]
+    binary = context.binary
     check_soc(binary, SOC)  # compiled for SA8255, HTP v73
     assert context.manifest["soc"]["value"] == 52
     with pytest.raises(NcapError, match="compiled for SA8255 .HTP v73., not SM8550 .HTP v73."):
@@ -98,11 +99,11 @@ def test_the_context_binary_reloads_and_answers_as_when_compiled(tmp_path):
     model = quantised(tiny_classifier(tmp_path / "tiny.onnx"), tmp_path / "tiny-int8.onnx", [1, 3, 16, 16])
     context = compile_here(model)
     batch = np.random.default_rng(1).random((1, 3, 16, 16), dtype=np.float32)
-    with QnnContextRunner(context, SOC) as runner:
+    with QnnRunner(context.onnx, SOC.value) as runner:
         from_context = runner.infer(batch)
-    (compiled,) = qnn_session(model, SOC).run(["logits"], {"input": batch})
+    (compiled,) = qnn_session(model, SOC.value).run(["logits"], {"input": batch})
     np.testing.assert_array_equal(from_context, compiled)
-    reloaded = qnn_session(context.onnx, SOC, {"session.disable_cpu_ep_fallback": "0"})
+    reloaded = qnn_session(context.onnx, SOC.value)
     assert [node.op_type for node in onnx.load(str(context.onnx)).graph.node].count("EPContext") == 1
     assert reloaded.get_outputs()[0].name == "logits"
 
@@ -111,11 +112,11 @@ def test_the_context_binary_reloads_and_answers_as_when_compiled(tmp_path):
 def test_a_damaged_cached_context_is_compiled_again(tmp_path):
     model = quantised(tiny_classifier(tmp_path / "tiny.onnx"), tmp_path / "tiny-int8.onnx", [1, 3, 16, 16])
     context = compile_here(model)
-    binary = context.folder / context.manifest["binary"]
+    binary = context.binary
     damaged = binary.read_bytes()[:-1] + b"x"
     binary.write_bytes(damaged)
     again = compile_here(model)
-    rebuilt = again.folder / again.manifest["binary"]
+    rebuilt = again.binary
     # QNN's output differs from one compile to the next (the sha256 of each is recorded, not predicted)
     assert rebuilt.read_bytes() != damaged and cache.file_sha256(rebuilt) == again.manifest["files"][rebuilt.name]
     check_soc(rebuilt, SOC)

@@ -19,7 +19,8 @@ from harness.cell import Cell
 from harness.data.dataset import ImageSet
 from harness.measure import accuracy
 from harness.platform import QualcommSoc
-from harness.runtimes.qnn.context import MISSING, CompiledContext, QnnContextRunner, compiled_context, qnn_version
+from harness.runtimes.qnn.context import MISSING, CompiledContext, compiled_context
+from harness.runtimes.qnn.runner import QnnRunner, qnn_version
 from harness.runtimes.registry import RunnerSpec, open_runner
 from harness.sources.base import Evidence
 from harness.workspace import Workspace
@@ -111,7 +112,7 @@ class QnnHtp:
         card = self.run.artifact(cell).card
         self.run.progress(f"emulating {cell.id} on {self._subset_wording()}")
         started = time.perf_counter()
-        with QnnContextRunner(context, self.soc, card.output.name) as runner:
+        with QnnRunner(context.onnx, self.soc.value, card.output.name) as runner:
             top1 = accuracy.top1(runner, card, self._subset(cell))
         return top1, time.perf_counter() - started
 
@@ -141,10 +142,9 @@ class QnnHtp:
 
     @staticmethod
     def _context_figures(context: CompiledContext) -> dict[str, Any]:
-        binary = context.manifest["binary"]
-        return {"context_sha256": context.manifest["files"]["context.onnx"],
-                "context_bin_sha256": context.manifest["files"][binary],
-                "context_bin_bytes": (context.folder / binary).stat().st_size,
+        return {"context_sha256": context.manifest["files"][context.onnx.name],
+                "context_bin_sha256": context.manifest["files"][context.binary.name],
+                "context_bin_bytes": context.binary.stat().st_size,
                 "compile_s": context.manifest["compile_s"], "soc": context.manifest["soc"]["soc_type"],
                 "context_path": str(context.onnx)}
 

@@ -1,9 +1,7 @@
 """Qualcomm's compiler on the host (the `.[qnn]` extra, onnxruntime-qnn): a QDQ ONNX model compiled for one SoC into
-a context binary (an EPContext ONNX file + `*_qnn.bin`, what the board loads without recompiling), which nodes the
-compiler took, and a runner that executes the context through the HTP emulator on this machine's CPU.
-
-onnxruntime-qnn is a plugin execution provider: `providers=["QNNExecutionProvider"]` silently runs everything on
-the CPU; the library is registered with ONNX Runtime and the session is given its devices instead.
+a context binary (an EPContext ONNX file + `*_qnn.bin`, what the board loads without recompiling), checked for that
+SoC, cached by content, with which nodes the compiler took. runner.py runs the context (on the host: the HTP
+emulator on this machine's CPU).
 """
 from __future__ import annotations
 
@@ -18,29 +16,19 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import onnx
 import onnxruntime as ort
 
 from harness import cache
 from harness.errors import NcapError
 from harness.platform import QualcommSoc
+from harness.runtimes.qnn.runner import EP_NAME, qnn_session, qnn_version
 
-EP_NAME = "QNNExecutionProvider"
 CONTEXT_ONNX = "context.onnx"  # QNN writes the binary beside it as context_qnn.bin
 MISSING = ("Qualcomm's compiler is not installed here: pip install -e '.[qnn]' (onnxruntime-qnn; its QNN libraries "
            "are under Qualcomm's AI Stack License, see docs/qualcomm-npu.md)")
 # what a compiled HTP context says it was built for, in its serialised graph configuration
 SOC_METADATA = re.compile(rb"soc_type=([A-Za-z0-9_]+);arch=(\d+)")
-
-
-def qnn_version() -> str | None:
-    """onnxruntime-qnn's version where it imports, else None."""
-    try:
-        import onnxruntime_qnn
-    except ImportError:
-        return None
-    return onnxruntime_qnn.__version__
 
 
 @dataclass(frozen=True)
@@ -61,6 +49,10 @@ class CompiledContext:
     @property
     def onnx(self) -> Path:
         return self.folder / CONTEXT_ONNX
+
+    @property
+    def binary(self) -> Path:
+        return self.folder / self.manifest["binary"]
 
     @property
     def placement(self) -> Placement:
@@ -102,75 +94,11 @@ def check_soc(binary: Path, soc: QualcommSoc) -> None:
                         "is wrong; fix soc_model in the platform profile")
 
 
-class QnnContextRunner:
-    """Runs a compiled context through the HTP emulator, batch 1 (the context is compiled for one image)."""
-
-    name = "onnxruntime-qnn (HTP emulator)"
-
-    def __init__(self, context: CompiledContext, soc: QualcommSoc, output_name: str | None = None) -> None:
-        self.context, self.soc, self._output_name = context, soc, output_name
-        self._session: ort.InferenceSession | None = None
-        self.last_inference_seconds = float("nan")
-
-    def __enter__(self) -> QnnContextRunner:
-        self._session = qnn_session(self.context.onnx, self.soc)
-        self._input = self._session.get_inputs()[0].name
-        outputs = [output.name for output in self._session.get_outputs()]
-        self._output = self._output_name if self._output_name in outputs else outputs[0]
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self._session = None
-
-    def infer(self, batch: np.ndarray) -> np.ndarray:
-        if self._session is None:
-            raise RuntimeError("infer() outside the runner's `with` block")
-        started = time.perf_counter()
-        (result,) = self._session.run([self._output], {self._input: batch})
-        self.last_inference_seconds = time.perf_counter() - started
-        return result
-
-    @property
-    def max_batch(self) -> int:
-        return 1
-
-    @property
-    def settings(self) -> dict[str, Any]:
-        return {"runtime": self.name, "onnxruntime_qnn": qnn_version(), "soc_model": self.soc.value,
-                "backend": "libQnnHtp.so (HTP emulated on the host CPU)"}
-
-
-def qnn_session(model: Path, soc: QualcommSoc, config: dict[str, str] | None = None) -> ort.InferenceSession:
-    """A session with the QNN HTP backend for `soc` (batch axes fixed to 1: the HTP compiles static shapes)."""
-    import onnxruntime_qnn
-
-    _register(onnxruntime_qnn.get_library_path())
-    options = ort.SessionOptions()
-    options.log_severity_level = 3  # errors only
-    for name, value in (config or {}).items():
-        options.add_session_config_entry(name, value)
-    for dim in _symbolic_dims(model):
-        options.add_free_dimension_override_by_name(dim, 1)
-    devices = [device for device in ort.get_ep_devices() if device.ep_name == EP_NAME]
-    options.add_provider_for_devices(devices, {"backend_path": onnxruntime_qnn.get_qnn_htp_path(),
-                                               "soc_model": str(soc.value)})
-    try:
-        return ort.InferenceSession(str(model), options)
-    except Exception as exc:  # ORT raises several unrelated types when the compiler refuses a graph
-        detail = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else type(exc).__name__
-        raise NcapError(f"QNN could not compile or load {model.name} for {soc.soc_type}: {detail}") from exc
-
-
-def _register(library: str) -> None:
-    """Register the plugin once per process (a second registration is an error)."""
-    if not any(device.ep_name == EP_NAME for device in ort.get_ep_devices()):
-        ort.register_execution_provider_library(EP_NAME, library)
-
-
 def _compile(model: Path, soc: QualcommSoc, folder: Path) -> None:
     started = time.perf_counter()
-    session = qnn_session(model, soc, {"session.record_ep_graph_assignment_info": "1", "ep.context_enable": "1",
-                                       "ep.context_file_path": str(folder / CONTEXT_ONNX)})
+    config = {"session.record_ep_graph_assignment_info": "1", "ep.context_enable": "1",
+              "ep.context_file_path": str(folder / CONTEXT_ONNX)}
+    session = qnn_session(model, soc.value, config, _symbolic_dims(model))
     compile_s = time.perf_counter() - started
     placement = _placement(session, onnx.load(str(model), load_external_data=False).graph)
     binaries = sorted(folder.glob("*_qnn.bin"))
