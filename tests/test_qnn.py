@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -12,6 +13,7 @@ import onnx
 import pytest
 from onnx import TensorProto, helper
 from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
+from sshd import SSHD, local_sshd
 
 from conftest import FAST, SUITE, tiny_classifier, write_card
 from harness import cache
@@ -232,3 +234,21 @@ def test_layer_drift_names_the_layer_that_changed_and_finds_none_elsewhere(tmp_p
     quantised_drift = layer_drift(tmp_path / "a.onnx", int8, feeds)
     assert {layer.tensor for layer in quantised_drift.layers} == {"active", "logits"}
     assert all(0 < layer.relative_error < 0.1 for layer in quantised_drift.layers)
+
+
+@needs_qnn
+@pytest.mark.skipif(not os.path.exists(SSHD), reason="no OpenSSH server here: apt install openssh-server")
+@pytest.mark.skipif(SOC is None, reason="the qcs8255 profile found names no soc_model (another checkout's platforms/)")
+def test_with_a_device_the_board_runs_the_context_that_was_checked(pytester, tiny_card, image_folder, tmp_path):
+    pytester.makepyfile(test_ncap=SUITE.read_text())
+    (tmp_path / "board").mkdir()
+    with local_sshd(tmp_path / "board") as board:  # this machine as the board: its onnxruntime-qnn emulates the HTP
+        pytester.runpytest("-m", "ncap", "--model", str(tiny_card), "--dataset", str(image_folder),
+                           "--platform", "qcs8255", "--precision", "int8", "--device", board.address(), *FAST)
+    lines = (pytester.path / "reports" / "out" / "results.jsonl").read_text().splitlines()
+    written = {record["metric"]: record for record in map(json.loads, lines)}
+    checked = written["placement"]["context_bin_sha256"]
+    assert written["latency"]["grade"] == "measured" and f"context_qnn.bin sha256 {checked}" in (
+        written["latency"]["method"])
+    assert '"runtime": "onnxruntime-qnn"' in json.dumps(written["latency"]) and '"soc_model": 52' in json.dumps(
+        written["latency"])
