@@ -62,6 +62,11 @@ def audit(request: pytest.FixtureRequest, ncap_run: ComplianceRun, cell: Cell) -
 
 
 @pytest.fixture
+def placement(request: pytest.FixtureRequest, ncap_run: ComplianceRun, cell: Cell) -> Record:
+    return _measured(request, ncap_run, "placement", cell)
+
+
+@pytest.fixture
 def regression(request: pytest.FixtureRequest, ncap_run: ComplianceRun, cell: Cell) -> Record:
     return _measured(request, ncap_run, "regression", cell)
 

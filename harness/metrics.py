@@ -66,7 +66,7 @@ def accuracy(cell: Cell, source: FigureSource, options: RunOptions, artifact: Ar
     if evidence.value is None:
         return Record(cell, "accuracy", Verdict("skip", evidence.reason or "no accuracy figure"))
     top1 = evidence.value
-    figures: dict[str, Any] = {"accuracy": top1, "evaluation_images": evaluation_images}
+    figures: dict[str, Any] = {"accuracy": top1, "evaluation_images": evaluation_images} | evidence.figures
     if is_reference(cell.recipe):
         return Record(cell, "accuracy", Verdict("skip", (
             f"FP32 is the reference the other precisions' drops are measured against (top-1 {top1:.2%})")),
@@ -90,6 +90,11 @@ def _accuracy_limit(cell: Cell, options: RunOptions) -> Limit | None:
     if budget is not None:
         return Limit(value=budget, source=f"the accuracy budget the recipe {cell.recipe!r} was asked for")
     return options.requirements.accuracy_drop_pt.get(cell.precision)
+
+
+def placement(cell: Cell, evidence: Evidence, options: RunOptions) -> Record:
+    """Nodes the chip's compiler left to the CPU, against the limit (none); the evidence names them."""
+    return judged(cell, "placement", evidence, "nodes", options.requirements.npu_fallback_nodes)
 
 
 def audit(cell: Cell, source: FigureSource) -> Record:

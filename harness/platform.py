@@ -28,6 +28,16 @@ class SourcedFigure(_Strict):
     source: str = Field(min_length=1)
 
 
+class QualcommSoc(_Strict):
+    """The SoC id Qualcomm's compiler (QNN HTP) takes, and what a context compiled for it must say it targets:
+    the compiler accepts an unknown id with only a warning and compiles for a default SoC instead."""
+
+    value: PositiveInt  # QNN's numeric soc_model
+    soc_type: str = Field(min_length=1)  # as written in the compiled context (`soc_type=SA8255`)
+    htp_arch: PositiveInt  # the HTP (Hexagon NPU) generation, `arch=73` in the context
+    source: str = Field(min_length=1)
+
+
 class Runtime(_Strict):
     """How the artifact runs on the chip: the runner (`onnxruntime`, `tensorrt`, `litert`, ...) and
     the execution provider or delegate that reaches the accelerator."""
@@ -65,6 +75,7 @@ class Platform(_Strict):
     default_precisions: list[Precision] | None = None  # what a run covers without --precision (else all)
     runtime: Runtime
     toolchain: str | None = None
+    soc_model: QualcommSoc | None = None  # a Qualcomm target: compiled for and checked on the host (.[qnn])
     peak_tops: dict[Precision, SourcedFigure] = {}  # tera-operations per second (a MAC is two)
     memory_bandwidth_gbs: SourcedFigure | None = None  # DRAM bandwidth, GB/s
     memory_gb: SourcedFigure | None = None  # DRAM capacity

@@ -22,6 +22,7 @@ from harness.results.store import ResultsStore
 from harness.sources.base import FigureSource
 from harness.sources.board import BoardSource
 from harness.sources.host import HostSource
+from harness.sources.numerics import target_placement
 from harness.sources.projection import ProjectionSource
 from harness.verdict import Verdict
 from harness.workspace import Workspace
@@ -87,6 +88,8 @@ class ComplianceRun:
             return metrics.accuracy(cell, source, options, self.workspace.artifact(cell),
                                     self.workspace.source_card(cell.model).output.kind == "detections",
                                     dataset.name, len(dataset.evaluation))
+        if metric == "placement":
+            return metrics.placement(cell, target_placement(self.workspace, cell), options)
         if metric == "regression":
             return metrics.regression(cell, source, options, lambda: [
                 self._record(name, cell) for name in ("latency", "memory", "accuracy")])
@@ -98,7 +101,7 @@ class ComplianceRun:
     def _insist_on_measured(self, record: Record) -> Record:
         """--ncap-strict: a pass on anything but on-target evidence becomes a failure for insufficient evidence."""
         if (self.options.strict and record.verdict.status == "pass" and record.grade != "measured"
-                and is_requirement(record.metric, record.cell.recipe)):
+                and is_requirement(record.metric, record.cell.recipe, record.cell.platform)):
             record.verdict = Verdict("fail", f"insufficient evidence: {record.verdict.message}, but the figure is "
                                              f"{record.grade}; --ncap-strict accepts only measured (on-target) figures")
         return record

@@ -26,6 +26,10 @@ def test_accuracy_drop(accuracy):
     assert_verdict(accuracy)
 
 
+def test_npu_placement(placement):
+    assert_verdict(placement)
+
+
 def test_self_audit(audit):
     assert_verdict(audit)
 

@@ -35,7 +35,8 @@ def run(args: argparse.Namespace) -> None:
 
         meter = meter_from_spec(args.power, grade="measured")
     spec = RunnerSpec(args.runtime, args.threads, args.provider, args.input_name, args.output_name,
-                      denormals_as_zero=args.denormals_as_zero, delegate=args.delegate, precision=args.precision)
+                      denormals_as_zero=args.denormals_as_zero, delegate=args.delegate, precision=args.precision,
+                      soc_model=args.soc_model)
     with open_runner(args.model, spec) as runner:
         loaded = status_bytes("VmRSS")
         emit("loaded", settings=runner.settings)
@@ -62,6 +63,7 @@ def main() -> None:
     parser.add_argument("--provider", default="CPUExecutionProvider", help="ONNX Runtime execution provider")
     parser.add_argument("--delegate", type=Path, help="LiteRT delegate library")
     parser.add_argument("--precision", default="fp32", help="TensorRT engine precision")
+    parser.add_argument("--soc-model", type=int, help="onnxruntime-qnn: the SoC id the context was compiled for")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--input-name")
     parser.add_argument("--output-name")

@@ -47,6 +47,8 @@ class DeviceJob:
     input_name: str | None = None
     output_name: str | None = None
     denormals_as_zero: bool = False
+    companions: tuple[Path, ...] = ()  # files the model loads from beside it (a QNN context's *_qnn.bin), by name
+    soc_model: int | None = None  # a QNN context's SoC id
 
 
 @dataclass
@@ -123,6 +125,8 @@ def run_on_device(address: DeviceAddress, job: DeviceJob) -> DeviceRun:
         try:
             ssh.put(agent_bundle(), f"{workdir}/agent.tar.gz")
             ssh.put(job.model.read_bytes(), f"{workdir}/model{job.model.suffix}")
+            for companion in job.companions:
+                ssh.put(companion.read_bytes(), f"{workdir}/{companion.name}")
             ssh.put(_npy(job.inputs), f"{workdir}/inputs.npy")
             ssh.put(_npy(job.timing_order), f"{workdir}/timing_order.npy")
             ssh.check_output([address.python, "-m", "tarfile", "-e", f"{workdir}/agent.tar.gz", workdir])
@@ -153,7 +157,8 @@ def _agent_argv(address: DeviceAddress, job: DeviceJob) -> list[str]:
             "--timing-order", "timing_order.npy",
             "--warmup", str(plan.warmup_runs), "--min-runs", str(plan.min_runs), "--min-seconds", str(plan.min_seconds)]
     optional = {"--provider": runtime.execution_provider, "--delegate": runtime.delegate,
-                "--input-name": job.input_name, "--output-name": job.output_name, "--power": job.power_meter}
+                "--input-name": job.input_name, "--output-name": job.output_name, "--power": job.power_meter,
+                "--soc-model": str(job.soc_model) if job.soc_model is not None else None}
     flags = ["--denormals-as-zero"] if job.denormals_as_zero else []
     return argv + flags + [item for flag, value in optional.items() if value for item in (flag, value)]
 

@@ -5,7 +5,8 @@ from typing import Any
 
 from harness.catalog import is_requirement
 
-UNPROVEN_GRADES = ("projected", "estimated")
+# emulated: the target's arithmetic run on the host (a vendor emulator): the chip's numerics, not the chip
+UNPROVEN_GRADES = ("projected", "estimated", "emulated")
 
 # `ncap merge` exit codes (README, "Exit codes"); 2 is argparse's and ours for bad input
 EXIT_PASSED, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_INCOMPLETE = 0, 1, 2, 3
@@ -13,13 +14,14 @@ EXIT_PASSED, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_INCOMPLETE = 0, 1, 2, 3
 
 def compliance(records: list[dict[str, Any]]) -> dict[str, str]:
     """compliant, not compliant, or provisional (a requirement skipped, in error, or shown only by a
-    projected or estimated figure), with the reason; invalid when a self-audit of the timing failed, since then
-    no figure of the run can be trusted."""
+    projected, emulated or estimated figure), with the reason; invalid when a self-audit of the timing failed,
+    since then no figure of the run can be trusted."""
     audits_failed = [r for r in records if r["metric"] == "audit" and r["verdict"] == "fail"]
     if audits_failed:
         return {"verdict": "invalid", "reason": f"{len(audits_failed)} self-audit(s) failed, so the run's figures "
                                                 f"cannot be trusted: {_names(audits_failed)}"}
-    checked = [r for r in records if is_requirement(r["metric"], r.get("recipe") or r["precision"])]
+    checked = [r for r in records if is_requirement(r["metric"], r.get("recipe") or r["precision"],
+                                                  r.get("platform", ""))]
     failed = [r for r in checked if r["verdict"] == "fail"]
     if failed:
         return {"verdict": "not compliant", "reason": f"{len(failed)} requirement check(s) failed: {_names(failed)}"}
@@ -27,7 +29,7 @@ def compliance(records: list[dict[str, Any]]) -> dict[str, str]:
     if unproven or not checked:
         return {"verdict": "provisional", "reason": (
             f"{len(unproven)} requirement check(s) not established by a measured pass (skipped, in error, "
-            f"projected or estimated): {_names(unproven)}" if checked else "no requirement was checked")}
+            f"projected, emulated or estimated): {_names(unproven)}" if checked else "no requirement was checked")}
     grades = sorted({r.get("grade") for r in checked})
     return {"verdict": "compliant", "reason": f"all {len(checked)} requirement checks passed on "
                                               f"{', '.join(grades)} evidence"}
@@ -54,7 +56,7 @@ def gate(records: list[dict[str, Any]]) -> dict[str, str]:
 def exit_status(records: list[dict[str, Any]], strict: bool = False) -> int:
     """What CI should do with these records: fail on a failed requirement or a regression; call the evidence
     incomplete when a figure is in error or a self-audit failed (invalid evidence), or, under `strict`, when a
-    requirement is not established by a measured pass (skipped, projected or estimated); pass otherwise."""
+    requirement is not established by a measured pass (skipped, projected, emulated or estimated); pass otherwise."""
     if compliance(records)["verdict"] == "not compliant" or gate(records)["verdict"] == "fail":
         return EXIT_FAILED
     if any(r["verdict"] == "error" for r in records) or compliance(records)["verdict"] == "invalid":

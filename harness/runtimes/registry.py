@@ -23,6 +23,7 @@ class RunnerSpec:
     denormals_as_zero: bool = False  # ONNX Runtime's workers flush denormals
     delegate: str | None = None  # LiteRT delegate library (a path on the machine that runs it)
     precision: str = "fp32"  # TensorRT engine precision
+    soc_model: int | None = None  # onnxruntime-qnn: the Qualcomm SoC id a context was compiled for
 
 
 def _onnxruntime(model: Path, spec: RunnerSpec) -> Runner:
@@ -44,8 +45,16 @@ def _litert(model: Path, spec: RunnerSpec) -> Runner:
     return LiteRTRunner(model, threads=spec.threads, delegate=spec.delegate)
 
 
+def _qnn(model: Path, spec: RunnerSpec) -> Runner:
+    from harness.runtimes.qnn.runner import QnnRunner
+
+    if spec.soc_model is None:
+        raise NcapError("the onnxruntime-qnn runner needs the SoC id (soc_model) the context was compiled for")
+    return QnnRunner(model, spec.soc_model, spec.output_name)
+
+
 RUNNERS: dict[str, Callable[[Path, RunnerSpec], Runner]] = {
-    "onnxruntime": _onnxruntime, "tensorrt": _tensorrt, "litert": _litert}
+    "onnxruntime": _onnxruntime, "tensorrt": _tensorrt, "litert": _litert, "onnxruntime-qnn": _qnn}
 
 
 def open_runner(model: Path, spec: RunnerSpec) -> Runner:

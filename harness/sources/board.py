@@ -2,6 +2,7 @@
 there once, and every figure is the board's."""
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import numpy as np
@@ -15,8 +16,13 @@ from harness.gate.compare import SecondLook
 from harness.measure import accuracy
 from harness.measure.audit import SelfAudit
 from harness.models import preprocess
+from harness.platform import Runtime
+from harness.runtimes.qnn.context import CompiledContext
+from harness.runtimes.qnn.runner import EP_NAME
 from harness.sources.base import Evidence
 from harness.sources.measured import input_wording, latency_evidence, memory_evidence, power_evidence
+from harness.sources.numerics import target_numerics
+from harness.sources.qnn_htp import QnnHtp
 from harness.workspace import Workspace
 
 GRADE = "measured"  # on the target itself
@@ -54,8 +60,9 @@ class BoardSource:
         card = self.run.artifact(cell).card
         settings = board.settings | {"input": input_wording(card)}
         # a board is identified by its address and runtime settings
-        return latency_evidence(board.latency_run(), GRADE, f"{self.options.latency_plan.describe()}; {self.where}",
-                                settings, {"device": str(self.options.device), **settings})
+        method = f"{self.options.latency_plan.describe()}; {self.where}{self._shipped_wording(cell)}"
+        return latency_evidence(board.latency_run(), GRADE, method, settings,
+                                {"device": str(self.options.device), **settings})
 
     def latency_samples(self, cell: Cell) -> np.ndarray | None:
         board = self.run.memo.get(("board-run", cell.id))
@@ -74,7 +81,8 @@ class BoardSource:
         top1 = accuracy.top1_of_predictions(board.top1, board.score_shapes, card, evaluation, board.nonfinite_scores)
         return Evidence(top1, "top-1", GRADE, f"top-1 on the evaluation split of {self.run.dataset.name} "
                                               f"({len(evaluation)} images), run with "
-                                              f"{self.options.platform.runtime.name}; {self.where}")
+                                              f"{board.settings.get('runtime', self.options.platform.runtime.name)}"
+                                              f"{self._shipped_wording(cell)}; {self.where}")
 
     def audit(self, cell: Cell) -> SelfAudit:
         return SelfAudit(reason="the board agent does not yet return the outputs of its timed runs, so the timing "
@@ -99,6 +107,21 @@ class BoardSource:
                         self.options.platform.runtime, cell.precision, self.options.threads,
                         self.options.latency_plan, self.options.power_meter, card.input.name, card.output.name,
                         self.options.denormals_as_zero)
+        context = self._context(cell)
+        if context is not None:  # the board runs exactly the context whose placement and SoC were checked here
+            job = dataclasses.replace(job, model=context.onnx, companions=(context.binary,),
+                                      soc_model=context.manifest["soc"]["value"],
+                                      runtime=Runtime(name="onnxruntime-qnn", execution_provider=EP_NAME))
         board = self.board()
         self.run.progress(f"running {cell.id} on {board}")
         return run_on_device(board, job)
+
+    def _context(self, cell: Cell) -> CompiledContext | None:
+        """The cell compiled for the profile's Qualcomm SoC, where .[qnn] is installed and the cell is quantised."""
+        numerics = target_numerics(self.run)
+        return numerics.context(cell) if isinstance(numerics, QnnHtp) and cell.precision == "int8" else None
+
+    def _shipped_wording(self, cell: Cell) -> str:
+        context = self._context(cell)
+        return "" if context is None else (f", the context compiled for {context.manifest['soc']['soc_type']} "
+                                           f"(context_qnn.bin sha256 {context.manifest['files'][context.binary.name]})")

@@ -39,6 +39,8 @@ class ProjectionSource:
         if self._is_calibration_point(cell, calibrated.baseline):
             what = "projected latency (the calibration point: the article's own figure, not a prediction)"
             figures["calibration_point"] = True
+        if getattr(self.numerics, "latency_note", None):  # the chip's emulator ran for accuracy, not for time
+            figures["latency_note"] = self.numerics.latency_note
         # an uncalibrated roofline assumes the datasheet peak is reached: the time is at least this
         return Evidence(projection.latency_ms, what, GRADE, f"{projection.latency_method}; {CAVEAT}", figures,
                         caveat=CAVEAT, lower_bound=calibrated.baseline is None)
