@@ -25,6 +25,9 @@ REQUIREMENTS = {
                             ("drop_pt",), "pt"),
     "regression": Requirement("NCAP-REG-01", "no regression against the baseline (latency, memory, accuracy)",
                               ("latency_ratio",), "x"),
+    # one record per protocol state (its `state` field); normal driving asserts false alerts per hour instead
+    "scenario": Requirement("NCAP-SCN-01", "Euro NCAP driver state warned in time, without false alerts "
+                            "(harness/scenarios/protocol.yaml)", ("warning_bound_s", "false_alerts_per_hour"), "s"),
 }
 
 

@@ -15,6 +15,7 @@ from harness.measure.latency import LatencyPlan
 from harness.optimize.recipe import parse_recipe
 from harness.platform import Platform
 from harness.requirements import Requirements
+from harness.scenarios.plan import ScenarioPlan
 from harness.verdict import Verdict
 
 
@@ -36,6 +37,7 @@ class RunOptions:
     power_meter: str | None = None  # --ncap-power-meter SPEC, read on the board with a device; else RAPL or estimate
     device: DeviceAddress | None = None  # --device or the profile's `device:`: figures are measured on that board
     denormals_as_zero: bool = False  # --ncap-denormals-as-zero: off, as deployed runtimes run
+    scenarios: ScenarioPlan = ScenarioPlan()  # the scenario tests (suites/test_scenarios.py)
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
 from harness.errors import NcapError
 
 SCHEMA_VERSION = 2
-Metric = Literal["latency", "memory", "power", "accuracy", "regression"]
+Metric = Literal["latency", "memory", "power", "accuracy", "regression", "scenario"]  # scenario: `state` says which
 Status = Literal["pass", "fail", "skip", "error"]
 
 
