@@ -17,8 +17,8 @@ from harness.errors import NcapError
 from harness.scenarios import sequences as scripted
 from harness.scenarios.decision import DecisionLayer, Output
 from harness.scenarios.judge import judge_state, quantile_bounded_by_max, rate_bounds, share_bounds
-from harness.scenarios.play import play
 from harness.scenarios.plan import ScenarioPlan
+from harness.scenarios.play import play
 from harness.scenarios.protocol import load_protocol
 from harness.scenarios.recording import load_recording
 from harness.scenarios.run import scenario_records

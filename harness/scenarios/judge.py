@@ -55,9 +55,10 @@ def judge_state(cell: Cell, state: str, played: list[Played], sequences: list[Se
         "false_alerts": false_alerts, "hours": hours, "false_alerts_per_hour": false_alerts / hours,
         "frame_accuracy": sum(p.correct for p in played) / processed if processed else None,
         "dropped_share": sum(p.dropped for p in played) / sum(p.frames for p in played),
-        "alerts": {p.sequence: [f"{a.kind}@{a.at_s:.2f}s" for a in p.alerts] for p in played},
+        "sequences": {p.sequence: _sequence_figures(p, s) for p, s in zip(played, sequences, strict=True)},
         "coverage": coverage(sequences), "confidence": rule.confidence, "latency_lower_bound": latency.lower_bound}
     method = f"{runs} scripted sequences at {sequences[0].fps:g} fps; {how}; {latency.describe()}"
+    figures["unit"] = "alerts/h" if state == RATE_STATE else "s"
     if state == RATE_STATE:
         verdict, limit = _rate_verdict(figures, rule.false_alerts_per_hour, rule.confidence), rule.false_alerts_per_hour
     else:
@@ -69,6 +70,14 @@ def judge_state(cell: Cell, state: str, played: list[Played], sequences: list[Se
         verdict = Verdict("skip", f"{verdict.message}; but the processing time is a lower bound ({latency.method}), "
                                   "so warnings may come later than computed: nothing is shown")
     return Record(cell, METRIC, verdict, latency.grade, method, limit, expected.clause, figures)
+
+
+def _sequence_figures(p: Played, s: Sequence) -> dict[str, Any]:
+    """What one run did, with the conditions it ran under: which matrix level breaks a state."""
+    processed = p.frames - p.dropped
+    return {"conditions": s.conditions.describe() if s.conditions else "recording", "gaze": ", ".join(s.gazes),
+            "succeeded": p.on_time, "warning_s": p.warning_s, "alerts": [f"{a.kind}@{a.at_s:.2f}s" for a in p.alerts],
+            "frame_accuracy": p.correct / processed if processed else None}
 
 
 def _warning_figures(played: list[Played], within_s: float, confidence: float) -> dict[str, Any]:

@@ -60,7 +60,7 @@ def play(sequence: Sequence, frames: np.ndarray, classify: Classifier, latency: 
     """The sequence through the network (only the frames it had time for) and the decision layer."""
     timing = schedule(len(frames), sequence.fps, latency, rng)
     states = classify(frames[timing.processed])
-    outputs = [Output(i / sequence.fps, done, state)
+    outputs = [Output(int(i) / sequence.fps, float(done), state)
                for i, done, state in zip(timing.processed, timing.done_s, states, strict=True)]
     alerts = DecisionLayer(protocol.decision).run(outputs)
     truth = np.asarray(sequence.labels)[timing.processed]
@@ -74,7 +74,7 @@ def play(sequence: Sequence, frames: np.ndarray, classify: Classifier, latency: 
     answers = [a for a in alerts if a.kind in expected.alerts]
     early = [a for a in answers if a.at_s < begins]
     timely = [a for a in answers if a.at_s >= begins]
-    warning = timely[0].at_s - sequence.onset_s if timely else None
+    warning = float(timely[0].at_s - sequence.onset_s) if timely else None
     on_time = warning is not None and warning <= expected.warn_within_s
     return Played(sequence.name, tuple(alerts), warning, on_time, len(early), len(frames), timing.dropped, correct,
                   sequence.seconds)

@@ -55,6 +55,11 @@ class Conditions:
     skin_type: int = 3
     aperture_mm: int = 10
 
+    def describe(self) -> str:
+        changed = [f"{f.name}={getattr(self, f.name)}" for f in dataclasses.fields(self)
+                   if getattr(self, f.name) != f.default]
+        return ", ".join(changed) or "nominal"
+
     def look(self) -> Look:
         exposure, infrared = LIGHTING[self.lighting]
         return Look(skin=(self.skin_type - 1) / 5, openness=self.aperture_mm / 10, eyewear=self.eyewear,
@@ -87,15 +92,22 @@ class Sequence:
         return tuple(sorted({s.gaze for s in self.segments if s.gaze}))
 
 
+# One factor at a time: sequence 0 of every state is the nominal driver, each next one changes one dimension, so a
+# failure names the condition that caused it; 12 sequences cover every level the matrix lists, then it repeats.
+VARIATIONS: tuple[dict[str, str | int], ...] = (
+    {}, {"lighting": "1 lux (night, IR)"}, {"eyewear": "sunglasses"}, {"occlusion": "mask"}, {"skin_type": 6},
+    {"aperture_mm": 6}, {"occlusion": "hat"}, {"lighting": "100,000 lux (direct sun)"}, {"eyewear": "clear"},
+    {"skin_type": 1}, {"aperture_mm": 14}, {"lighting": "100 lux (dusk)"}, {"skin_type": 2}, {"skin_type": 4},
+    {"skin_type": 5}, {"aperture_mm": 8}, {"aperture_mm": 12})
+
+
 def conditions_for(index: int) -> Conditions:
-    """Sequence `index`'s matrix cell: each dimension steps at its own stride, so a few sequences cover every
-    level of every dimension (not every combination)."""
-    return Conditions(lighting=list(LIGHTING)[index % len(LIGHTING)], eyewear=EYEWEAR[(index // 2) % len(EYEWEAR)],
-                      occlusion=OCCLUSION[(index + 1) % len(OCCLUSION)], skin_type=SKIN_TYPES[index % len(SKIN_TYPES)],
-                      aperture_mm=APERTURE_MM[(index * 2) % len(APERTURE_MM)])
+    """Sequence `index`'s matrix cell (VARIATIONS)."""
+    return dataclasses.replace(Conditions(), **VARIATIONS[index % len(VARIATIONS)])
 
 
 def _gaze(index: int) -> str:
+    """Owl left, owl right, lizard left, lizard right, in turn."""
     return list(GAZE)[index % len(GAZE)]
 
 
