@@ -329,3 +329,33 @@ def test_eyes_closed_outranks_a_glance_in_openlabel(tmp_path):
     document.save(str(tmp_path / "a.json"))
     labels = vcd_labels(tmp_path / "a.json", 12)
     assert labels == [LOOKING_AWAY] * 5 + [EYES_CLOSED] * 3 + [LOOKING_AWAY] * 2 + [ATTENTIVE] * 2
+
+
+# --- the report -------------------------------------------------------------------------------------------------
+
+def test_the_report_has_a_table_per_clause_and_merge_keeps_every_state(tmp_path):
+    from harness.merge import merge_shards
+    from harness.report.render import render_report
+    from harness.results.record import stored
+    from harness.results.store import ResultsStore
+
+    def as_stored(record, state):
+        return stored({"run_id": "r", "timestamp": "2026-12-01T00:00:00+00:00", "cell": record.cell.id,
+                       "model": "stub", "precision": "fp32", "platform": "host", "recipe": "fp32",
+                       "metric": record.metric, "verdict": record.verdict.status, "message": record.verdict.message,
+                       "grade": record.grade, "method": record.method, "limit": record.limit,
+                       "limit_source": record.limit_source, **record.figures})
+
+    late = judged("long_distraction", [False] * 3 + [True] * 2)
+    blinks = judged("long_distraction", [True] * 5)  # a second state of the same cell, under another name
+    blinks.figures["state"] = "blinks"
+    store = ResultsStore(tmp_path / "shard" / "results.jsonl")
+    for record, state in ((late, "long_distraction"), (blinks, "blinks")):
+        store.append(as_stored(record, state))
+    records = store.records("r")
+    render_report(records, tmp_path / "shard", [])
+    assert len(merge_shards([tmp_path / "shard"])[0]) == 2  # both states survive a merge
+    markdown = (tmp_path / "shard" / "report.md").read_text()
+    assert "### long_distraction" in markdown and "### blinks" in markdown
+    assert PROTOCOL.states["long_distraction"].clause in markdown
+    assert "| stub | fp32 | host | host-measured | 2/5 |" in markdown and "NCAP-SCN-01 long_distraction" in markdown

@@ -99,7 +99,8 @@ def _matrix_row(record: dict[str, Any]) -> dict[str, Any]:
     metric = record["metric"]
     state = f" {record['state']}" if record.get("state") else ""  # a scenario record names its protocol state
     return {"id": requirement_id(metric, record["precision"]) + state, "wording": REQUIREMENTS[metric].wording,
-            "limit": record.get("limit"), "unit": record.get("unit") or REQUIREMENTS[metric].unit, "limit_source": record.get("limit_source"),
+            "limit": record.get("limit"), "unit": record.get("unit") or REQUIREMENTS[metric].unit,
+            "limit_source": record.get("limit_source"),
             "test_id": record.get("test_id"), "cell": record["cell"], "figure": asserted_figure(metric, record),
             "grade": record.get("grade"), "method": record.get("method"), "verdict": record["verdict"],
             "message": record.get("message")}

@@ -50,5 +50,6 @@ def coverage(records: list[dict[str, Any]]) -> list[dict[str, str]]:
             for dimension, counts in r["coverage"].items():
                 for level, count in counts.items():
                     levels[dimension][level] = levels[dimension].get(level, 0) + count
-    return [{"dimension": dimension, "levels": ", ".join(f"{level}: {count}" for level, count in sorted(counts.items()))}
+    return [{"dimension": dimension,
+             "levels": ", ".join(f"{level}: {count}" for level, count in sorted(counts.items()))}
             for dimension, counts in levels.items()]

@@ -58,7 +58,7 @@ def judge_state(cell: Cell, state: str, played: list[Played], sequences: list[Se
         "sequences": {p.sequence: _sequence_figures(p, s) for p, s in zip(played, sequences, strict=True)},
         "coverage": coverage(sequences), "confidence": rule.confidence, "latency_lower_bound": latency.lower_bound}
     method = f"{runs} scripted sequences at {sequences[0].fps:g} fps; {how}; {latency.describe()}"
-    figures["unit"] = "alerts/h" if state == RATE_STATE else "s"
+    figures["unit"] = "s" if expected.must_warn else "alerts/h"
     if state == RATE_STATE:
         verdict, limit = _rate_verdict(figures, rule.false_alerts_per_hour, rule.confidence), rule.false_alerts_per_hour
     else:
