@@ -48,7 +48,8 @@ def merge_shards(folders: list[Path]) -> tuple[list[dict[str, Any]], list[dict[s
             key = (record["cell"], record["metric"], record.get("state", ""))
             if key in merged and _outcome(merged[key][0]) != _outcome(record):
                 first, where = merged[key]
-                raise NcapError(f"conflicting shards: {key[0]} {key[1]}{key[2] and ' ' + key[2]} is {_outcome(first)} in {where} but "
+                what = " ".join(part for part in key if part)
+                raise NcapError(f"conflicting shards: {what} is {_outcome(first)} in {where} but "
                                 f"{_outcome(record)} in {folder}; merge each cell from one shard only")
             merged.setdefault(key, (record, folder))
     return [record for record, _ in merged.values()], provenance
