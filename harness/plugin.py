@@ -80,6 +80,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "ncap: a Euro NCAP compliance check of one (model, precision, platform) cell")
+    config.addinivalue_line("markers", "scenario: a Euro NCAP driver-state scenario of one cell (warning times)")
     try:
         # xdist workers join the controller's run, so one report covers every worker's records
         run_id = getattr(config, "workerinput", {}).get("ncap_run_id")
