@@ -29,7 +29,9 @@ def clause_tables(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
 def _cells(r: dict[str, Any], latency_verdict: str) -> list[str]:
     def s(key: str, unit: str = "", scale: float = 1.0) -> str:
         value = r.get(key)
-        return "—" if value is None else f"{format_figure(value * scale)}{unit}"
+        if value is None:
+            return "—"
+        return f"{value}{unit}" if isinstance(value, int) and scale == 1.0 else f"{format_figure(value * scale)}{unit}"
     bound = "—" if r.get("warning_bound_s") is None else (
         f"{format_figure(r['warning_bound_s'])} s on p{r['warning_bound_quantile'] * 100:.0f} at "
         f"{r.get('confidence', 0) * 100:.0f} %")
