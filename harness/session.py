@@ -48,6 +48,8 @@ class ComplianceRun:
         self.source = choose_source(self.workspace)
         self._written: set[tuple[str, str, str]] = set()
         self.protocol = scenarios.load_protocol(options.scenarios.protocol_file)
+        # the scenario tests' ids: a bad protocol file or recording is a usage error now, before anything is measured
+        self._scenario_states = scenarios.state_ids(self.protocol, options.scenarios)
 
     def cells(self) -> list[Cell]:
         return [Cell(self.workspace.model_name(spec), recipe, self.options.platform.name)
@@ -67,7 +69,7 @@ class ComplianceRun:
 
     def scenario_states(self) -> list[str]:
         """The scenario tests' ids: every scripted protocol state, then each user recording."""
-        return scenarios.state_ids(self.protocol, self.options.scenarios)
+        return self._scenario_states
 
     def scenario(self, cell: Cell, state: str, test_id: str | None = None) -> Record:
         """The record of one protocol state for `cell`; the cell's states are played together, once."""

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import io
+import sys
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -220,7 +221,7 @@ def onset(sequence: Sequence, alerts: tuple[str, ...], protocol: Protocol) -> fl
 
 def frames(sequence: Sequence) -> np.ndarray:
     """The sequence's frames [n, size, size, 3] uint8, rendered once and cached by content."""
-    key = content_key("scenario-frames", sequence, SEED, source_sha256(synthetic))
+    key = content_key("scenario-frames", sequence, SEED, source_sha256(synthetic, sys.modules[__name__]))
     path = cache_root() / "scenarios" / f"{key[:32]}.npz"
     if path.is_file():
         with np.load(path) as stored:
