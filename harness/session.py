@@ -105,7 +105,8 @@ class ComplianceRun:
         runtime = self.options.platform.runtime
         if isinstance(self.source, HostSource):
             return f"per-frame states from the cell's artifact on {runtime.name} here"
-        return (f"per-frame states from the cell's artifact on ONNX Runtime (CPU) on the host, not {runtime.name} on "
+        on_target = f"{runtime.name} ({runtime.execution_provider})" if runtime.execution_provider else runtime.name
+        return (f"per-frame states from the cell's artifact on ONNX Runtime (CPU) on the host, not {on_target} on "
                 "the target (the target's arithmetic is not emulated)")
 
     def latency_samples(self, cell: Cell) -> np.ndarray | None:
