@@ -48,6 +48,19 @@ def test_long_distraction_fires_after_its_threshold_and_not_before():
     assert alerts_for([("attentive", 1), ("looking_away", 2.3), ("attentive", 2)]) == []
 
 
+def test_one_wrong_frame_restarts_a_glance_unless_the_filter_bridges_it(tmp_path):
+    glance = [("attentive", 1), ("looking_away", 1.5), ("attentive", 1 / FPS), ("looking_away", 1.5),
+              ("attentive", 2)]
+    assert alerts_for(glance) == []  # no filter (the default): 1.5 s + 1.5 s, neither reaches 2.5 s
+    oem = tmp_path / "oem.yaml"
+    oem.write_text("decision: {state_gap_s: 0.1}\n")
+    filtered = load_protocol(oem)
+    assert kinds(alerts_for(glance, protocol=filtered)) == ["distraction"]
+    two_glances = [("attentive", 1), ("looking_away", 2.0), ("attentive", 0.5), ("looking_away", 2.0),
+                   ("attentive", 2)]
+    assert alerts_for(two_glances, protocol=filtered) == []  # a real return of 0.5 s still ends a glance
+
+
 @pytest.mark.parametrize("blink_s", [0.1, 0.25, 0.4])
 def test_a_blink_does_not_alert(blink_s):
     script = [("attentive", 2), ("eyes_closed", blink_s)] * 10 + [("attentive", 2)]

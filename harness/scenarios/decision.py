@@ -39,6 +39,8 @@ class DecisionLayer:
         self._last: Output | None = None
         self._away_since: float | None = None
         self._closed_since: float | None = None
+        self._away_gap: float | None = None  # when the current glance was interrupted (the filter's grace)
+        self._closed_gap: float | None = None
         self._road_since: float | None = None
         self._back_from_glance: float | None = None  # when the eyes came back to the road from a glance away
         self._raised: set[str] = set()  # alerts already raised for the current glance or closure
@@ -77,14 +79,20 @@ class DecisionLayer:
             if self._away_since is None:
                 self._away_since = t
                 self._raised -= {"distraction", "unresponsive"}
-        else:
-            self._away_since = None
+            self._away_gap = None
+        elif self._away_since is not None:  # the glance ends once the interruption outlasts the filter's grace
+            self._away_gap = t if self._away_gap is None else self._away_gap
+            if t - self._away_gap >= self.t.state_gap_s:
+                self._away_since = self._away_gap = None
         if state == CLOSED:
             if self._closed_since is None:
                 self._closed_since = t
                 self._raised -= {"microsleep", "sleep", "unresponsive"}
-        else:
-            self._closed_since = None
+            self._closed_gap = None
+        elif self._closed_since is not None:
+            self._closed_gap = t if self._closed_gap is None else self._closed_gap
+            if t - self._closed_gap >= self.t.state_gap_s:
+                self._closed_since = self._closed_gap = None
         if state in AWAY or state == CLOSED:
             self._road_since = None
         elif self._road_since is None:

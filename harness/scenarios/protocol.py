@@ -46,6 +46,7 @@ class Decision(_Strict):
     unresponsive_away_s: Seconds
     unresponsive_closed_s: Seconds
     unresponsive_after_warning_s: Seconds
+    state_gap_s: Annotated[float, Field(ge=0, allow_inf_nan=False)]
 
 
 class Judging(_Strict):
