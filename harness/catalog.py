@@ -30,6 +30,9 @@ REQUIREMENTS = {
     "audit": Requirement("NCAP-AUD-01", "self-audits of the timing: timed outputs match the accuracy path's "
                          "(MLPerf TEST01), a repeated input is not faster than varied ones (TEST04)",
                          ("repeat_speed_ratio",), "x"),
+    # one record per protocol state (its `state` field); normal driving asserts false alerts per hour instead
+    "scenario": Requirement("NCAP-SCN-01", "Euro NCAP driver state warned in time, without false alerts "
+                            "(harness/scenarios/protocol.yaml)", ("warning_bound_s", "false_alerts_per_hour"), "s"),
 }
 
 

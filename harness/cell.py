@@ -16,6 +16,7 @@ from harness.measure.latency import LatencyPlan
 from harness.optimize.recipe import parse_recipe
 from harness.platform import Platform
 from harness.requirements import Requirements
+from harness.scenarios.plan import ScenarioPlan
 from harness.verdict import Verdict
 
 
@@ -38,6 +39,7 @@ class RunOptions:
     device: DeviceAddress | LabAddress | None = None  # --device or the profile's `device:`: figures are measured on
     # that board, or on a board taken from a labgrid pool
     denormals_as_zero: bool = False  # --ncap-denormals-as-zero: off, as deployed runtimes run
+    scenarios: ScenarioPlan = ScenarioPlan()  # the scenario tests (suites/test_scenarios.py)
 
 
 @dataclass(frozen=True)

@@ -71,6 +71,15 @@ def regression(request: pytest.FixtureRequest, ncap_run: ComplianceRun, cell: Ce
     return _measured(request, ncap_run, "regression", cell)
 
 
+@pytest.fixture
+def scenario(request: pytest.FixtureRequest, ncap_run: ComplianceRun, cell: Cell, scenario_state: str) -> Record:
+    """The record of one Euro NCAP driver state for the cell (warning times, missed and false alerts)."""
+    try:
+        return ncap_run.scenario(cell, scenario_state, request.node.nodeid)
+    except NcapError as exc:
+        pytest.fail(f"scenario {scenario_state} of {cell.id} could not be played: {exc}", pytrace=False)
+
+
 def assert_verdict(record: Record) -> None:
     """Turn a recorded verdict into the pytest outcome: pass, fail (with the margin) or skip (with why)."""
     if record.verdict.status == "fail":

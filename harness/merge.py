@@ -37,17 +37,19 @@ def read_shard(folder: Path) -> tuple[list[dict[str, Any]], list[dict[str, Any]]
 
 
 def merge_shards(folders: list[Path]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """All shards' records, each (cell, metric) once; a duplicate with another figure is an NcapError."""
-    merged: dict[tuple[str, str], tuple[dict[str, Any], Path]] = {}
+    """All shards' records, each (cell, metric, scenario state) once; a duplicate with another figure is an
+    NcapError."""
+    merged: dict[tuple[str, str, str], tuple[dict[str, Any], Path]] = {}
     provenance = []
     for folder in folders:
         records, shard_provenance = read_shard(folder)
         provenance += shard_provenance
         for record in records:
-            key = (record["cell"], record["metric"])
+            key = (record["cell"], record["metric"], record.get("state", ""))
             if key in merged and _outcome(merged[key][0]) != _outcome(record):
                 first, where = merged[key]
-                raise NcapError(f"conflicting shards: {key[0]} {key[1]} is {_outcome(first)} in {where} but "
+                what = " ".join(part for part in key if part)
+                raise NcapError(f"conflicting shards: {what} is {_outcome(first)} in {where} but "
                                 f"{_outcome(record)} in {folder}; merge each cell from one shard only")
             merged.setdefault(key, (record, folder))
     return [record for record, _ in merged.values()], provenance

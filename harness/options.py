@@ -19,6 +19,7 @@ from harness.measure.meters import check_spec
 from harness.optimize.recipe import expand_recipe, known_precisions, parse_recipe
 from harness.platform import Platform, load_platform
 from harness.requirements import load_requirements
+from harness.scenarios.plan import ScenarioPlan
 
 DEFAULT_MODELS = ("dmsnet", "mobilenet_v3_small", "resnet18")
 
@@ -44,7 +45,7 @@ def run_options(config: pytest.Config) -> RunOptions:
     if threads is not None and threads < 1:
         raise NcapError(f"--ncap-threads {threads} is not a thread count; give 1 or more")
     extra = {"threads": threads} if threads else {}
-    return RunOptions(platform=platform, models=models, recipes=recipes,
+    return RunOptions(platform=platform, models=models, recipes=recipes, scenarios=_scenario_plan(config),
                       requirements=load_requirements(requirements_file), report_dir=_report_dir(config),
                       dataset_dir=dataset_dir, latency_plan=plan,
                       assert_estimates=config.getoption("ncap_assert_estimates"),
@@ -65,6 +66,16 @@ def _latency_plan(config: pytest.Config) -> LatencyPlan:
     if not math.isfinite(seconds) or seconds < 0:
         raise NcapError(f"--ncap-min-seconds {seconds} is not a finite, non-negative duration; give e.g. 2")
     return LatencyPlan(warmup, runs, seconds)
+
+
+def _scenario_plan(config: pytest.Config) -> ScenarioPlan:
+    runs, fps = config.getoption("ncap_scenario_runs"), config.getoption("ncap_fps")
+    if runs < 1:
+        raise NcapError(f"--ncap-scenario-runs {runs} is not a number of sequences; give 1 or more")
+    if not (math.isfinite(fps) and fps > 0):
+        raise NcapError(f"--ncap-fps {fps} is not a camera rate; give a positive number such as 30")
+    return ScenarioPlan(runs, fps, config.getoption("ncap_scenario_protocol"),
+                        tuple(config.getoption("ncap_scenario_recording")))
 
 
 def _report_dir(config: pytest.Config) -> Path:

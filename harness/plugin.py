@@ -12,6 +12,7 @@ from harness.gate.baseline import save_baseline
 from harness.gate.compare import GateNotes, Thresholds, gate_notes
 from harness.measure.latency import LatencyPlan
 from harness.options import DEFAULT_MODELS, run_options
+from harness.scenarios.plan import ScenarioPlan
 from harness.session import ComplianceRun
 
 pytest_plugins = ["harness.fixtures"]
@@ -59,6 +60,15 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="write this run's figures per cell and the machine fingerprint to FILE (JSON)")
     group.addoption("--ncap-baseline", type=Path, metavar="FILE",
                     help="gate on regressions against a baseline FILE (test_no_regression per cell)")
+    group.addoption("--ncap-scenario-runs", type=int, default=ScenarioPlan.runs, metavar="N",
+                    help=f"scenario tests: scripted sequences per driver state (default {ScenarioPlan.runs})")
+    group.addoption("--ncap-fps", type=float, default=ScenarioPlan.fps,
+                    help=f"scenario tests: the camera frame rate (default {ScenarioPlan.fps:g})")
+    group.addoption("--ncap-scenario-protocol", type=Path, metavar="FILE",
+                    help="scenario tests: YAML over harness/scenarios/protocol.yaml (an OEM's thresholds)")
+    group.addoption("--ncap-scenario-recording", type=Path, action="append", default=[], metavar="DIR",
+                    help="scenario tests: a recording (frames/, labels.csv or OpenLABEL annotations.json, "
+                         "scenario.yaml) played like the scripted sequences; repeatable")
     gate = Thresholds()
     group.addoption("--ncap-gate-alpha", type=float, default=gate.alpha,
                     help=f"significance level of the latency test (default {gate.alpha:g})")
@@ -72,6 +82,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "ncap: a Euro NCAP compliance check of one (model, precision, platform) cell")
+    config.addinivalue_line("markers", "scenario: a Euro NCAP driver-state scenario of one cell (warning times)")
     try:
         # xdist workers join the controller's run, so one report covers every worker's records
         run_id = getattr(config, "workerinput", {}).get("ncap_run_id")
@@ -121,6 +132,8 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if "cell" in metafunc.fixturenames:
         cells = metafunc.config.stash[RUN_KEY].cells()
         metafunc.parametrize("cell", cells, ids=[cell.id for cell in cells])
+    if "scenario_state" in metafunc.fixturenames:
+        metafunc.parametrize("scenario_state", metafunc.config.stash[RUN_KEY].scenario_states())
 
 
 def pytest_sessionfinish(session: pytest.Session) -> None:

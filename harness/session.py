@@ -19,6 +19,8 @@ from harness.cell import Cell, Record, RunOptions
 from harness.errors import NcapError
 from harness.results.record import StoredRecord, stored
 from harness.results.store import ResultsStore
+from harness.runtimes.registry import RunnerSpec, open_runner
+from harness.scenarios import run as scenarios
 from harness.sources.base import FigureSource
 from harness.sources.board import BoardSource
 from harness.sources.host import HostSource
@@ -45,7 +47,10 @@ class ComplianceRun:
         self.store = ResultsStore(options.report_dir / "results.jsonl")
         self.workspace = Workspace(options, progress)
         self.source = choose_source(self.workspace)
-        self._written: set[tuple[str, str]] = set()
+        self._written: set[tuple[str, str, str]] = set()
+        self.protocol = scenarios.load_protocol(options.scenarios.protocol_file)
+        # the scenario tests' ids: a bad protocol file or recording is a usage error now, before anything is measured
+        self._scenario_states = scenarios.state_ids(self.protocol, options.scenarios)
 
     def cells(self) -> list[Cell]:
         return [Cell(self.workspace.model_name(spec), recipe, self.options.platform.name)
@@ -67,6 +72,48 @@ class ComplianceRun:
         """Hand back a board taken from a labgrid pool; a no-op for any other source."""
         if isinstance(self.source, BoardSource):
             self.source.release()
+
+    def scenario_states(self) -> list[str]:
+        """The scenario tests' ids: every scripted protocol state, then each user recording."""
+        return self._scenario_states
+
+    def scenario(self, cell: Cell, state: str, test_id: str | None = None) -> Record:
+        """The record of one protocol state for `cell`; the cell's states are played together, once."""
+        try:
+            if cell.precision not in self.options.platform.precisions:
+                record = self._judge("scenario", cell)
+                record.figures["state"] = state
+            else:
+                latency = scenarios.cell_latency(self.source, cell)
+                record = self.workspace.once(("scenarios", cell.id), lambda: scenarios.scenario_records(
+                    cell, self.protocol, self.options.scenarios, lambda: self._classifier(cell), latency,
+                    self._classifier_wording(), self.progress), heavy=True)[state]
+                record = self._insist_on_measured(record)
+        except NcapError as exc:
+            record = Record(cell, "scenario", Verdict("error", str(exc)), figures={"state": state})
+            self._write_once(record, test_id)
+            raise
+        self._write_once(record, test_id)
+        return record
+
+    def _classifier(self, cell: Cell):
+        """The cell's artifact on the host's runtime (the profile's on the host; ONNX Runtime's CPU provider for
+        a target: its toolchain's arithmetic is not emulated here)."""
+        card = self.workspace.artifact(cell).card
+        if isinstance(self.source, HostSource):
+            runner = self.source.runner(card)
+        else:
+            runner = open_runner(card.onnx, RunnerSpec("onnxruntime", self.options.threads, "CPUExecutionProvider",
+                                                       card.input.name, card.output.name))
+        return scenarios.classifying(runner, card)
+
+    def _classifier_wording(self) -> str:
+        runtime = self.options.platform.runtime
+        if isinstance(self.source, HostSource):
+            return f"per-frame states from the cell's artifact on {runtime.name} here"
+        on_target = f"{runtime.name} ({runtime.execution_provider})" if runtime.execution_provider else runtime.name
+        return (f"per-frame states from the cell's artifact on ONNX Runtime (CPU) on the host, not {on_target} on "
+                "the target (the target's arithmetic is not emulated)")
 
     def latency_samples(self, cell: Cell) -> np.ndarray | None:
         """The samples (ms) the cell's latency was judged on; None where nothing was timed."""
@@ -107,8 +154,9 @@ class ComplianceRun:
         return record
 
     def _write_once(self, record: Record, test_id: str | None) -> None:
-        if (record.metric, record.cell.id) not in self._written:
-            self._written.add((record.metric, record.cell.id))
+        key = (record.metric, record.figures.get("state", ""), record.cell.id)
+        if key not in self._written:
+            self._written.add(key)
             self.store.append(self._stored(record, test_id))
 
     def _stored(self, record: Record, test_id: str | None) -> StoredRecord:

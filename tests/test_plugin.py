@@ -98,6 +98,10 @@ def test_unknown_platform_is_a_usage_error_listing_known_ones(suite):
     ("--ncap-threads", "-1", "*--ncap-threads -1 is not a thread count*"),
     ("--precision", "", "*--precision '' names no precision*"),
     ("--device", "", "*--device is empty*"),
+    ("--ncap-scenario-runs", "0", "*--ncap-scenario-runs 0 is not a number of sequences*"),
+    ("--ncap-fps", "nan", "*--ncap-fps nan is not a camera rate*"),
+    ("--ncap-scenario-recording", "no-such-recording", "*--ncap-scenario-recording no-such-recording is not a folder*"),
+    ("--ncap-scenario-protocol", "no-such.yaml", "*cannot read scenario protocol no-such.yaml*"),
 ])
 def test_bad_selection_is_a_usage_error(suite, option, value, message):
     result = suite.runpytest("-m", "ncap", option, value)

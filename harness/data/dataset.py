@@ -88,7 +88,7 @@ def folder_dataset(root: Path) -> Dataset:
             if path.suffix.lower() not in IMAGE_SUFFIXES:
                 continue
             images, labels = buckets[_split_of(path.relative_to(root))]
-            images.append(_read_rgb(path))
+            images.append(read_rgb(path))
             labels.append(label)
     for split, (images, _) in buckets.items():
         if not images:
@@ -104,7 +104,7 @@ def _split_of(relative: Path) -> str:
     return "calibration" if bucket == 0 else "evaluation" if bucket <= 2 else "train"
 
 
-def _read_rgb(path: Path) -> np.ndarray:
+def read_rgb(path: Path) -> np.ndarray:
     try:
         with Image.open(path) as image:
             if image.mode not in EIGHT_BIT_MODES:

@@ -24,6 +24,10 @@ Determinism rules (a given seed must give byte-identical images on any machine):
 
 Changing any drawing code changes the images: update the golden hash in
 ``tests/test_synthetic.py`` deliberately when that is intended.
+
+A ``Look`` pins nuisance factors the scenario matrix varies (head turn vs eyes-only gaze, skin, eyelid
+aperture, eyewear, mask, hat, lighting). Every random draw is still made and then overridden, so a
+sample without a look is byte-identical to one rendered before looks existed.
 """
 
 from __future__ import annotations
@@ -41,6 +45,22 @@ SPLITS: tuple[str, ...] = ("train", "calibration", "evaluation")
 ATTENTIVE, EYES_CLOSED, YAWNING, LOOKING_AWAY, PHONE_USE = range(len(CLASSES))
 
 Rot = tuple[float, float]  # (cos, sin) of an angle
+EYEWEAR: tuple[str, ...] = ("none", "clear", "sunglasses")
+
+
+@dataclass(frozen=True)
+class Look:
+    """Factors a scenario pins; None leaves the factor random as in the dataset."""
+
+    yaw: float | None = None  # head turn as a signed half-angle tangent (owl); 0.42..0.62 is looking away
+    gaze: float | None = None  # iris offset in eye half-widths x 3 (lizard: +-2 looks away with the head still)
+    skin: float | None = None  # 0 lightest .. 1 darkest (Fitzpatrick 1..6 as (type - 1) / 5)
+    openness: float | None = None  # eyelid aperture relative to the typical eye (10 mm -> 1.0)
+    eyewear: str | None = None  # one of EYEWEAR
+    mask: bool = False  # a face mask over nose and mouth
+    hat: bool | None = None  # True: a cap with a brim; False: none
+    exposure: float = 1.0  # scene brightness gain (night 0.55 .. direct sun 1.35)
+    infrared: bool = False  # grey frames, as a near-infrared cabin camera gives at night
 _INF = float("inf")
 _UPRIGHT: Rot = (1.0, 0.0)
 _SKIN_LIGHT = np.array([0.96, 0.80, 0.69])
@@ -212,11 +232,14 @@ def _draw_background(img, rng) -> None:
     img[:] = col_a + ramp[..., None] * (col_b - col_a)
 
 
-def _draw_glasses(img, head, eyes, eye_y, rng) -> None:
-    """Thin rings round the visible eyes, plus a bridge when both are visible."""
+def _draw_glasses(img, head, eyes, eye_y, rng, dark: bool = False) -> None:
+    """Thin rings round the visible eyes, plus a bridge when both are visible; sunglasses fill the lenses."""
     colour = rng.uniform(0.0, 0.35, 3)
     line = max(0.7, 0.04 * head.r)
     for ex, fore in eyes:
+        if dark:
+            _draw_ellipse(img, *head.at(ex, eye_y), 0.27 * head.r * fore, 0.18 * head.r, head.rot, (0.05, 0.05, 0.06),
+                          opacity=0.92)
         _draw_ellipse(img, *head.at(ex, eye_y), 0.27 * head.r * fore, 0.18 * head.r, head.rot, colour, line=line)
     if len(eyes) == 2:
         (lx, lf), (rx, rf) = eyes
@@ -224,14 +247,14 @@ def _draw_glasses(img, head, eyes, eye_y, rng) -> None:
         _draw_rect(img, *head.at(0.5 * (lx + rx), eye_y - 0.03), max(gap, 0.0), line, head.rot, colour)
 
 
-def _camera(img, rng, head) -> np.ndarray:
+def _camera(img, rng, head, look: Look) -> np.ndarray:
     """Side light across the face, contrast/brightness, colour cast, grey IR frames, noise."""
     size = img.shape[0]
     k = rng.uniform(-0.2, 0.2)
     img *= (1.0 + k * np.clip((np.arange(size) + 0.5 - head.cx) / (1.2 * head.r), -1.0, 1.0))[None, :, None]
     img = (img - 0.5) * rng.uniform(0.85, 1.1) + (0.5 + rng.uniform(-0.06, 0.06))
-    img *= rng.uniform(0.95, 1.05, 3)
-    if rng.random() < 0.1:  # grey, like a near-infrared cabin camera
+    img *= rng.uniform(0.95, 1.05, 3) * look.exposure
+    if rng.random() < 0.1 or look.infrared:  # grey, like a near-infrared cabin camera
         img[:] = ((img[..., 0] + img[..., 1] + img[..., 2]) / 3.0)[..., None]
     # Uniform noise scaled to standard deviation sigma (uniform draws are bit-exact).
     sigma = rng.uniform(0.01, 0.025)
@@ -239,12 +262,15 @@ def _camera(img, rng, head) -> np.ndarray:
     return np.floor(np.clip(img, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
 
 
-def render_sample(label: int, rng: np.random.Generator, size: int) -> np.ndarray:
-    """One HxWx3 uint8 image of the given class (index into ``CLASSES``)."""
+def render_sample(label: int, rng: np.random.Generator, size: int, look: Look | None = None) -> np.ndarray:
+    """One HxWx3 uint8 image of the given class (index into ``CLASSES``), with the factors ``look`` pins."""
     if not 0 <= label < len(CLASSES):
         raise ValueError(f"label must be in [0, {len(CLASSES)}), got {label}")
     if size < 16:
         raise ValueError(f"size must be >= 16, got {size}")
+    look = look or Look()
+    if look.eyewear is not None and look.eyewear not in EYEWEAR:
+        raise ValueError(f"eyewear must be one of {EYEWEAR}, got {look.eyewear!r}")
     img = np.empty((size, size, 3))
     _draw_background(img, rng)
 
@@ -258,8 +284,13 @@ def render_sample(label: int, rng: np.random.Generator, size: int) -> np.ndarray
         rot=_rot(rng.uniform(-0.07, 0.07)),  # up to 8 degrees of tilt
         yaw=_rot(yaw_t if rng.random() < 0.5 else -yaw_t),
     )
+    if look.yaw is not None:
+        head.yaw = _rot(look.yaw)
     r, yaw_s = head.r, head.yaw[1]
-    skin = (_SKIN_LIGHT + rng.random() * (_SKIN_DARK - _SKIN_LIGHT)) * rng.uniform(0.85, 1.1)
+    skin_t = rng.random()
+    if look.skin is not None:
+        skin_t = look.skin
+    skin = (_SKIN_LIGHT + skin_t * (_SKIN_DARK - _SKIN_LIGHT)) * rng.uniform(0.85, 1.1)
 
     clutter = rng.random()
     if clutter < 0.2:  # headrest behind the head
@@ -278,6 +309,8 @@ def render_sample(label: int, rng: np.random.Generator, size: int) -> np.ndarray
     face_rx = 0.78 * (1.0 - 0.2 * abs(yaw_s))
     face_ry = 1.08 if label == YAWNING else 1.0  # the jaw drops
     hair = rng.random()
+    if look.hat is not None:  # 0.6..0.8 draws a cap (below)
+        hair = 0.7 if look.hat else (0.3 if 0.6 <= hair < 0.8 else hair)
     hair_col = _HAIR[rng.integers(len(_HAIR))] * rng.uniform(0.8, 1.1)
     hx, hy = head.at(-0.2 * yaw_s, -0.12)
     if hair < 0.6:
@@ -304,7 +337,11 @@ def render_sample(label: int, rng: np.random.Generator, size: int) -> np.ndarray
     # Brows and eyes; on a turned head the eye on the far side is hidden.
     eye_y = rng.uniform(-0.18, -0.08)
     openness = rng.uniform(0.45, 0.8) if label == YAWNING else rng.uniform(0.8, 1.15)
+    if look.openness is not None:  # a yawn still narrows the eyes
+        openness = look.openness * (0.6 if label == YAWNING else 1.0)
     gaze = rng.uniform(-0.3, 0.3) + (3.0 * yaw_s if label == LOOKING_AWAY else 0.0)
+    if look.gaze is not None:
+        gaze = look.gaze
     iris = _IRIS[rng.integers(len(_IRIS))]
     lash = np.minimum(hair_col * 0.4, 0.12)
     eyes = [head.turned((_EYE_ANGLE[0], side * _EYE_ANGLE[1])) for side in (-1.0, 1.0)]
@@ -320,11 +357,17 @@ def render_sample(label: int, rng: np.random.Generator, size: int) -> np.ndarray
     _draw_ellipse(img, *head.at(1.1 * nx, 0.28), 0.1 * r * head.yaw[0], 0.035 * r, head.rot, skin * 0.6)
     _draw_mouth(img, head, label == YAWNING, skin, rng)
 
-    if rng.random() < 0.3:
-        _draw_glasses(img, head, eyes, eye_y, rng)
+    glasses = rng.random() < 0.3
+    if look.eyewear is not None:
+        glasses = look.eyewear != "none"
+    if glasses:
+        _draw_glasses(img, head, eyes, eye_y, rng, dark=look.eyewear == "sunglasses")
+    if look.mask:
+        _draw_ellipse(img, *head.at(0.15 * yaw_s, 0.5), 0.85 * face_rx * r, 0.45 * r, head.rot, (0.62, 0.78, 0.86))
     if label == PHONE_USE:
         _draw_phone(img, head, face_rx, skin, rng)
-    return _camera(img, rng, head)
+    return _camera(img, rng, head, look)
+
 
 
 def sample_rng(split: str, index: int, seed: int = DEFAULT_SEED) -> np.random.Generator:

@@ -19,7 +19,7 @@ from harness.catalog import REQUIREMENTS, asserted_figure, requirement_id
 from harness.errors import NcapError
 from harness.gate.compare import GateNotes
 from harness.platform import Platform, load_platform
-from harness.report import article, outcome, plots
+from harness.report import article, outcome, plots, scenarios
 from harness.report.manifest import write_manifest
 from harness.verdict import format_figure
 
@@ -77,6 +77,9 @@ def _context(records: list[dict[str, Any]], provenance: list[dict[str, Any]],
         "article_budget": article.budget_rows(frame),
         "article_optimisations": article.optimisation_rows(frame),
         "article_source": article.SOURCE,
+        "scenario_heading": scenarios.HEADING,
+        "scenario_tables": scenarios.clause_tables(records),
+        "scenario_coverage": scenarios.coverage(records),
         "records": frame.sort_values(["cell", "metric"]).to_dict("records"),
         "counts": frame["verdict"].value_counts().to_dict(),
     }
@@ -94,8 +97,10 @@ def _platforms(frame: pd.DataFrame) -> list[Platform | dict[str, str]]:
 def _matrix_row(record: dict[str, Any]) -> dict[str, Any]:
     """One line of the requirement traceability matrix."""
     metric = record["metric"]
-    return {"id": requirement_id(metric, record["precision"]), "wording": REQUIREMENTS[metric].wording,
-            "limit": record.get("limit"), "unit": REQUIREMENTS[metric].unit, "limit_source": record.get("limit_source"),
+    state = f" {record['state']}" if record.get("state") else ""  # a scenario record names its protocol state
+    return {"id": requirement_id(metric, record["precision"]) + state, "wording": REQUIREMENTS[metric].wording,
+            "limit": record.get("limit"), "unit": record.get("unit") or REQUIREMENTS[metric].unit,
+            "limit_source": record.get("limit_source"),
             "test_id": record.get("test_id"), "cell": record["cell"], "figure": asserted_figure(metric, record),
             "grade": record.get("grade"), "method": record.get("method"), "verdict": record["verdict"],
             "message": record.get("message")}

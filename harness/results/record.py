@@ -14,7 +14,8 @@ from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
 from harness.errors import NcapError
 
 SCHEMA_VERSION = 2
-Metric = Literal["latency", "memory", "power", "accuracy", "placement", "regression", "audit"]
+Metric = Literal["latency", "memory", "power", "accuracy", "placement", "regression", "audit",
+                 "scenario"]  # scenario: `state` says which
 Status = Literal["pass", "fail", "skip", "error"]
 
 
