@@ -1,7 +1,9 @@
 """Train a zoo network on a dataset on the CPU, export it to ONNX, and cache both by content."""
 from __future__ import annotations
 
+import errno
 import json
+import os
 import shutil
 import sys
 import tempfile
@@ -68,8 +70,12 @@ def trained_model(name: str, dataset: Dataset, progress: Progress = print) -> Tr
     try:
         _train_and_export(name, entry, dataset, staging, progress)
         staging.rename(folder)  # atomic: a killed run never leaves a half-written cache entry
-    except FileExistsError:
-        shutil.rmtree(staging)  # another worker finished the same model first; theirs is identical
+    except OSError as error:
+        # Linux says ENOTEMPTY (or EEXIST) when another worker renamed the same model into place first: theirs
+        # is identical, so it stands; any other failure is a real one
+        shutil.rmtree(staging, ignore_errors=True)
+        if error.errno not in (errno.EEXIST, errno.ENOTEMPTY) or not (folder / "trained.json").is_file():
+            raise
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
@@ -128,7 +134,8 @@ def reference_model(name: str, size: tuple[int, int], classes: tuple[str, ...]) 
     if not target.is_file():
         target.parent.mkdir(parents=True, exist_ok=True)
         torch.manual_seed(zoo.ZOO[name].plan.seed)
-        staging = target.with_suffix(".partial.onnx")
+        # a staging name of this process's own: two workers exporting the same reference never share a file
+        staging = target.with_suffix(f".{os.getpid()}.partial.onnx")
         example = np.random.default_rng(0).standard_normal((2, spec.channels, *size)).astype(np.float32)
         export.export_onnx(zoo.ZOO[name].build(len(classes)), example, staging)
         staging.rename(target)
