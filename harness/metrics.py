@@ -66,7 +66,7 @@ def accuracy(cell: Cell, source: FigureSource, options: RunOptions, artifact: Ar
     if evidence.value is None:
         return Record(cell, "accuracy", Verdict("skip", evidence.reason or "no accuracy figure"))
     top1 = evidence.value
-    figures: dict[str, Any] = {"accuracy": top1, "evaluation_images": evaluation_images}
+    figures: dict[str, Any] = {**evidence.figures, "accuracy": top1, "evaluation_images": evaluation_images}
     if is_reference(cell.recipe):
         return Record(cell, "accuracy", Verdict("skip", (
             f"FP32 is the reference the other precisions' drops are measured against (top-1 {top1:.2%})")),

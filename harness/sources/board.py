@@ -5,6 +5,7 @@ from typing import Any
 
 import numpy as np
 
+from harness import cache
 from harness.cell import Cell
 from harness.device.remote import DeviceJob, DeviceRun, run_on_device
 from harness.gate.baseline import sample_summary
@@ -27,16 +28,18 @@ class BoardSource:
         board = self._board_run(cell)
         card = self.run.artifact(cell).card
         settings = board.settings | {"input": input_wording(card)}
-        # a board is identified by its address and runtime settings
+        # a board is identified by its address and runtime settings; the file it ran is recorded beside them
+        machine, shipped = {"device": str(self.options.device), **settings}, self.run.deployed_model(cell)
+        settings |= {"model": shipped.name, "model_sha256": cache.file_sha256(shipped)}
         return latency_evidence(board.latency_run(), GRADE, f"{self.options.latency_plan.describe()}; {self.where}",
-                                settings, {"device": str(self.options.device), **settings})
+                                settings, machine)
 
     def latency_samples(self, cell: Cell) -> np.ndarray | None:
         board = self.run.memo.get(("board-run", cell.id))
         return np.asarray(board.samples_ms) if isinstance(board, DeviceRun) else None
 
     def memory(self, cell: Cell) -> Evidence:
-        return memory_evidence(self._board_run(cell).memory, GRADE, self.run.artifact(cell).manifest["size_bytes"])
+        return memory_evidence(self._board_run(cell).memory, GRADE, self.run.deployed_model(cell).stat().st_size)
 
     def power(self, cell: Cell) -> Evidence:
         return power_evidence(self._board_run(cell).power, (
@@ -65,9 +68,10 @@ class BoardSource:
     def _run(self, cell: Cell) -> DeviceRun:
         card = self.run.artifact(cell).card
         evaluation = self.run.split_for(card, "evaluation")
-        job = DeviceJob(card.onnx, preprocess.to_tensor(evaluation.images, card.input), self.run.timing_order(card),
-                        self.options.platform.runtime, cell.precision, self.options.threads,
-                        self.options.latency_plan, self.options.power_meter, card.input.name, card.output.name,
-                        self.options.denormals_as_zero)
+        # the file the profile's runtime loads: the .tflite on a LiteRT board, else the ONNX artifact
+        job = DeviceJob(self.run.deployed_model(cell), preprocess.to_tensor(evaluation.images, card.input),
+                        self.run.timing_order(card), self.options.platform.runtime, cell.precision,
+                        self.options.threads, self.options.latency_plan, self.options.power_meter, card.input.name,
+                        card.output.name, self.options.denormals_as_zero)
         self.run.progress(f"running {cell.id} on {self.options.device}")
         return run_on_device(self.options.device, job)

@@ -7,10 +7,11 @@ apply or is not installed; the first that answers is used. Latency and memory st
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Protocol
+from typing import Any, Protocol
 
 from harness.cell import Cell
 from harness.sources.base import Evidence
+from harness.sources.litert import litert_on_host
 from harness.workspace import Workspace
 
 
@@ -19,8 +20,13 @@ class TargetNumerics(Protocol):
         """Top-1 of the cell's target artifact, graded for what ran it (`emulated`, `host-measured`)."""
         ...
 
+    def beside(self, cell: Cell, metric: str) -> dict[str, Any]:
+        """Figures the toolchain measured here for `metric` (latency, memory), recorded beside the projected figure
+        under a key of their own and never judged (the host is not the chip); {} where it measures none."""
+        ...
 
-NUMERICS: list[Callable[[Workspace], TargetNumerics | None]] = []
+
+NUMERICS: list[Callable[[Workspace], TargetNumerics | None]] = [litert_on_host]
 
 
 def target_numerics(run: Workspace) -> TargetNumerics | None:
