@@ -39,10 +39,11 @@ NOT_FROM_ONNX = ("{name} is an ONNX model card and LiteRT artifacts are converte
                  "with its own tools, or measure {name} on a platform whose runtime is ONNX Runtime")
 CHECK_IMAGES = 16  # evaluation images each conversion is compared with PyTorch on
 # The largest |LiteRT - PyTorch| a conversion may show, relative to the largest PyTorch output. FP32: the same
-# maths in another order (measured ~1e-7 on the zoo); FP16: weights rounded to 11 significant bits; INT8: LiteRT's
-# integer kernels against the same quantisation simulated in float by PyTorch (the PT2E-converted network),
-# where each layer may round one quantisation step differently (the qat pass allows the same for ONNX Runtime).
-TOLERANCE = {"fp32": 1e-4, "fp16": 1e-2, "int8": 0.05}
+# maths in another order (measured 2e-7 on the zoo); FP16: weights rounded to 11 significant bits (4e-4 on dmsnet);
+# INT8: LiteRT's integer kernels against the same quantisation simulated in float by PyTorch (the PT2E-converted
+# network), where each layer may round one quantisation step differently: measured 0.007 (ResNet18), 0.008
+# (DMSNet) and 0.047 (MobileNetV3-Small, 16 hard-swish and squeeze-excite layers deep), so twice the worst.
+TOLERANCE = {"fp32": 1e-4, "fp16": 1e-2, "int8": 0.1}
 # LiteRT operators whose weights FP16 stores as float16 (ai-edge-quantizer's float casting supports these)
 FP16_OPERATORS = ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED")
 
