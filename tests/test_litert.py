@@ -144,3 +144,16 @@ def test_imx8_accuracy_without_the_converter_is_a_skip_naming_the_extra(tiny, da
     record = _imx8_run(tmp_path, dataset).measure("accuracy", Cell("tiny", "int8", "imx8"))
     assert record.verdict.status == "skip"
     assert "LiteRT artifact, and litert_torch not installed" in record.verdict.message
+
+
+def test_the_report_lists_the_targets_artifact_on_the_host_only_where_it_was_measured():
+    from harness.report.render import _target_on_host
+
+    on_host = {"p50_ms": 0.33, "artifact": {"size_bytes": 1888208}, "grade": "host-measured"}
+    imx8 = {"cell": "m-int8-imx8", "latency": {"projected_ms": 0.005, "host_litert": on_host},
+            "memory": {"peak_mb": 1.8, "host_litert": {"peak_mb": 46.3}},
+            "accuracy": {"accuracy": 0.958, "drop_pt": -0.1, "onnxruntime_accuracy": 0.957, "onnxruntime_drop_pt": 0.0}}
+    host = {"cell": "m-int8-host", "latency": {"p50_ms": 0.5, "p99_ucb_ms": 0.9}, "accuracy": {"accuracy": 0.95}}
+    (row,) = _target_on_host([imx8, host])
+    assert row == {"cell": "m-int8-imx8", "size_bytes": 1888208, "p50_ms": 0.33, "peak_mb": 46.3, "top1": 0.958,
+                   "drop_pt": -0.1, "onnxruntime_top1": 0.957, "onnxruntime_drop_pt": 0.0}
