@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import importlib.util
 import sys
+from collections import Counter
 from dataclasses import dataclass
 from importlib.metadata import version
 from pathlib import Path
@@ -39,7 +40,7 @@ NOT_FROM_ONNX = ("{name} is an ONNX model card and LiteRT artifacts are converte
                  "with its own tools, or measure {name} on a platform whose runtime is ONNX Runtime")
 CHECK_IMAGES = 16  # evaluation images each conversion is compared with PyTorch on
 # The largest |LiteRT - PyTorch| a conversion may show, relative to the largest PyTorch output. FP32: the same
-# maths in another order (measured 2e-7 on the zoo); FP16: weights rounded to 11 significant bits (4e-4 on dmsnet);
+# maths in another order (2e-7 to 6e-7 on the zoo); FP16: weights rounded to 11 significant bits (4e-4 on dmsnet);
 # INT8: LiteRT's integer kernels against the same quantisation simulated in float by PyTorch (the PT2E-converted
 # network), where each layer may round one quantisation step differently: measured 0.007 (ResNet18), 0.008
 # (DMSNet) and 0.047 (MobileNetV3-Small, 16 hard-swish and squeeze-excite layers deep), so twice the worst.
@@ -109,7 +110,8 @@ def convert_to_tflite(module: nn.Module, step: dict[str, Any], context: PassCont
         litert_torch.convert(reference, example, quant_config=quant_config).export(str(target))
         did |= {"quantizer": "litert_torch PT2EQuantizer, get_symmetric_quantization_config(is_per_channel="
                              f"{step['per_channel']}): int8 activations (HistogramObserver), int8 symmetric weights",
-                "calibration_images": calibrated, "io": "int8 (full-integer)"}
+                "calibration_images": calibrated, "io": "int8 (full-integer)",
+                "float_operators": float_operators(target)}
     else:
         reference = module
         litert_torch.convert(module, example).export(str(target))
@@ -137,6 +139,22 @@ def check_against_torch(model: Path, reference: nn.Module, inputs: np.ndarray, t
                         f"output (allowed {tolerance:g}) on {len(inputs)} images: the converter changed the maths; "
                         "report it with the model, or pin another litert-torch")
     return {"images": len(inputs), "max_abs_diff_relative": relative, "tolerance_relative": tolerance}
+
+
+def float_operators(model: Path) -> dict[str, int]:
+    """The operators of a `.tflite` that still compute in float (a float32 output), by type. In an INT8 file each
+    is a float island between QUANTIZE/DEQUANTIZE: the quantizer left it unannotated (MobileNetV3's hard-sigmoid),
+    and an integer-only NPU hands it back to the CPU."""
+    from ai_edge_litert import schema_py_generated as schema
+
+    parsed = schema.ModelT.InitFromPackedBuf(model.read_bytes())
+    names = {code: name for name, code in vars(schema.BuiltinOperator).items() if not name.startswith("_")}
+    graph, found = parsed.subgraphs[0], Counter()
+    for operator in graph.operators:
+        if any(graph.tensors[index].type == schema.TensorType.FLOAT32 for index in operator.outputs if index >= 0):
+            code = parsed.operatorCodes[operator.opcodeIndex]
+            found[names.get(max(code.builtinCode, code.deprecatedBuiltinCode), "custom")] += 1
+    return dict(found)
 
 
 def _supported(step: Pass, artifact: Artifact) -> dict[str, Any]:
