@@ -127,7 +127,7 @@ def test_imx8_accuracy_is_litert_int8_beside_onnx_runtime_and_latency_stays_proj
     figures = record.figures
     assert figures["drop_pt"] == pytest.approx((figures["reference_accuracy"] - figures["accuracy"]) * 100)
     assert 0 <= figures["onnxruntime_accuracy"] <= 1 and "onnxruntime_drop_pt" in figures
-    assert figures["litert_artifact"]["pass"] == "litert:int8"
+    assert figures["litert_artifact"]["pass"] == "litert:int8" and figures["litert_artifact"]["float_operators"] == {}
     assert run.workspace.deployed_model(cell).suffix == ".tflite"  # what a --device run ships
     latency = run.measure("latency", cell)
     assert latency.grade == "projected" and latency.figures["projected_ms"] > 0

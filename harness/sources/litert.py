@@ -115,6 +115,7 @@ class LiteRTOnHost:
 
 
 def _described(manifest: dict[str, Any]) -> dict[str, Any]:
-    """What a record says about the `.tflite`: its identity, size and conversion check."""
+    """What a record says about the `.tflite`: its identity, size, conversion check and (INT8) float islands."""
     return {"sha256": manifest["sha256"], "size_bytes": manifest["size_bytes"], "pass": manifest["pass"],
-            "check": manifest["did"]["check"], "versions": manifest["versions"]}
+            "check": manifest["did"]["check"], "versions": manifest["versions"],
+            **{key: manifest["did"][key] for key in ("float_operators",) if key in manifest["did"]}}
