@@ -15,15 +15,16 @@ from __future__ import annotations
 import argparse
 import tempfile
 import time
-from collections import Counter, defaultdict
+from collections import defaultdict
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
-from harness.data.dataset import SyntheticSpec, embedded_dataset
+from harness.data.dataset import Dataset, SyntheticSpec, embedded_dataset
 from harness.models import zoo
 from harness.models.train import trained_model
-from harness.optimize.litert import convert_to_tflite
+from harness.optimize.litert import convert_to_tflite, float_operators
 from harness.optimize.passes import PassContext
 from harness.optimize.torch_passes import module_io
 
@@ -61,33 +62,39 @@ def main() -> None:
     dataset = embedded_dataset(SyntheticSpec())
     kernels = {"xnnpack": litert.OpResolverType.AUTO,
                "builtin": litert.OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES}
-    scratch = Path(tempfile.mkdtemp(prefix="ncap-litert-int8-"))
-    for model in args.model:
-        trained = trained_model(model, dataset)
-        files = {}
-        for size in args.sizes:
-            feeding = trained.card.input.model_copy(update={"size": (size, size)})
-            card = trained.card.model_copy(update={"input": feeding})
-            context = PassContext(card, dataset.calibration, dataset.fingerprint, dataset, trained)
-            for recipe, step in STEPS.items():
-                path = files[recipe, size] = scratch / f"{model}-{size}-{recipe.replace('/', '-')}.tflite"
-                step = {**step, "calibration_images": args.calibration_images}
-                check = convert_to_tflite(module_io.zoo_module(trained), step, context, path)["check"]
-                operators = Counter(op["op_name"] for op in litert.Interpreter(model_path=str(path))._get_ops_details())
-                print(f"{model} {size}x{size} {recipe}: {path.stat().st_size} bytes, check "
-                      f"{check['max_abs_diff_relative']:.2g}, operators {dict(operators)}", flush=True)
-        figures = defaultdict(list)
-        for _ in range(args.rounds):
-            for (recipe, size), path in files.items():
-                for kernel, resolver in kernels.items():
-                    for threads in (1, 2):
-                        interpreter = litert.Interpreter(model_path=str(path), num_threads=threads,
-                                                         experimental_op_resolver_type=resolver)
-                        interpreter.allocate_tensors()
-                        figures[recipe, size, kernel, threads].append(p50_ms(interpreter, args.runs))
-        for (recipe, size, kernel, threads), rounds in sorted(figures.items(), key=lambda item: item[0][1:]):
-            print(f"{model} {size}x{size} {recipe:16s} {kernel:8s} threads={threads}  p50 {np.median(rounds):.3f} ms "
-                  f"(rounds {min(rounds):.3f}-{max(rounds):.3f})")
+    with tempfile.TemporaryDirectory(prefix="ncap-litert-int8-") as scratch:
+        for model in args.model:
+            study(model, args, dataset, kernels, Path(scratch))
+
+
+def study(model: str, args: argparse.Namespace, dataset: Dataset, kernels: dict[str, Any], scratch: Path) -> None:
+    """Convert `model` at each size and recipe into `scratch`, time every configuration in turn, print the table."""
+    from ai_edge_litert import interpreter as litert
+
+    trained = trained_model(model, dataset)
+    files = {}
+    for size in args.sizes:
+        feeding = trained.card.input.model_copy(update={"size": (size, size)})
+        card = trained.card.model_copy(update={"input": feeding})
+        context = PassContext(card, dataset.calibration, dataset.fingerprint, dataset, trained)
+        for recipe, step in STEPS.items():
+            path = files[recipe, size] = scratch / f"{model}-{size}-{recipe.replace('/', '-')}.tflite"
+            step = {**step, "calibration_images": args.calibration_images}
+            check = convert_to_tflite(module_io.zoo_module(trained), step, context, path)["check"]
+            print(f"{model} {size}x{size} {recipe}: {path.stat().st_size} bytes, check "
+                  f"{check['max_abs_diff_relative']:.2g}, operators in float {float_operators(path)}", flush=True)
+    figures = defaultdict(list)
+    for _ in range(args.rounds):
+        for (recipe, size), path in files.items():
+            for kernel, resolver in kernels.items():
+                for threads in (1, 2):
+                    interpreter = litert.Interpreter(model_path=str(path), num_threads=threads,
+                                                     experimental_op_resolver_type=resolver)
+                    interpreter.allocate_tensors()
+                    figures[recipe, size, kernel, threads].append(p50_ms(interpreter, args.runs))
+    for (recipe, size, kernel, threads), rounds in sorted(figures.items(), key=lambda item: item[0][1:]):
+        print(f"{model} {size}x{size} {recipe:16s} {kernel:8s} threads={threads}  p50 {np.median(rounds):.3f} ms "
+              f"(rounds {min(rounds):.3f}-{max(rounds):.3f})")
 
 
 if __name__ == "__main__":
