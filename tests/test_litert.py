@@ -45,7 +45,8 @@ def test_fp32_and_int8_tflite_match_pytorch_and_onnx_runtime(tiny):  # noqa: F81
         check = artifact.manifest["did"]["check"]
         assert check["max_abs_diff_relative"] <= TOLERANCE[artifact.precision] == check["tolerance_relative"]
         assert artifact.manifest["size_bytes"] == artifact.path.stat().st_size > 0
-    assert int8.manifest["did"]["io"] == "int8 (full-integer)" and int8.manifest["did"]["float_operators"] == {}
+    assert int8.manifest["did"]["io"] == "int8 in, int8 out" and int8.manifest["did"]["float_operators"] == {}
+    assert litert.io_types(fp32.path) == "float32 in, float32 out"
     assert litert.float_operators(fp32.path)["CONV_2D"] == 2  # the FP32 file: every operator computes in float
     assert int8.manifest["size_bytes"] < fp32.manifest["size_bytes"]
     split = tiny.dataset.evaluation

@@ -110,8 +110,7 @@ def convert_to_tflite(module: nn.Module, step: dict[str, Any], context: PassCont
         litert_torch.convert(reference, example, quant_config=quant_config).export(str(target))
         did |= {"quantizer": "litert_torch PT2EQuantizer, get_symmetric_quantization_config(is_per_channel="
                              f"{step['per_channel']}): int8 activations (HistogramObserver), int8 symmetric weights",
-                "calibration_images": calibrated, "io": "int8 (full-integer)",
-                "float_operators": float_operators(target)}
+                "calibration_images": calibrated, "io": io_types(target), "float_operators": float_operators(target)}
     else:
         reference = module
         litert_torch.convert(module, example).export(str(target))
@@ -147,7 +146,7 @@ def float_operators(model: Path) -> dict[str, int]:
     and an integer-only NPU hands it back to the CPU."""
     from ai_edge_litert import schema_py_generated as schema
 
-    parsed = schema.ModelT.InitFromPackedBuf(model.read_bytes())
+    parsed = _parsed(model)
     names = {code: name for name, code in vars(schema.BuiltinOperator).items() if not name.startswith("_")}
     graph, found = parsed.subgraphs[0], Counter()
     for operator in graph.operators:
@@ -155,6 +154,23 @@ def float_operators(model: Path) -> dict[str, int]:
             code = parsed.operatorCodes[operator.opcodeIndex]
             found[names.get(max(code.builtinCode, code.deprecatedBuiltinCode), "custom")] += 1
     return dict(found)
+
+
+def io_types(model: Path) -> str:
+    """The element types of a `.tflite`'s input and output as the file declares them, e.g. `int8 in, int8 out`."""
+    from ai_edge_litert import schema_py_generated as schema
+
+    graph = _parsed(model).subgraphs[0]
+    names = {code: name.lower() for name, code in vars(schema.TensorType).items() if not name.startswith("_")}
+    return (f"{'/'.join(names[graph.tensors[index].type] for index in graph.inputs)} in, "
+            f"{'/'.join(names[graph.tensors[index].type] for index in graph.outputs)} out")
+
+
+def _parsed(model: Path) -> Any:
+    """The `.tflite` file read through LiteRT's own flatbuffer schema."""
+    from ai_edge_litert import schema_py_generated as schema
+
+    return schema.ModelT.InitFromPackedBuf(model.read_bytes())
 
 
 def _supported(step: Pass, artifact: Artifact) -> dict[str, Any]:
