@@ -17,6 +17,7 @@ from harness.measure import quiet
 from harness.models import preprocess, zoo
 from harness.models.card import ModelCard, load_card
 from harness.models.train import TrainedModel, trained_model
+from harness.optimize.litert import LiteRTArtifact, build_litert_artifact
 from harness.optimize.passes import PassContext
 from harness.optimize.recipe import Artifact, build_artifact, parse_recipe
 
@@ -60,12 +61,26 @@ class Workspace:
 
     def artifact(self, cell: Cell) -> Artifact:
         def build() -> Artifact:
-            card = self.source_card(cell.model)
-            trained = None if self.user_card(cell.model) else self.trained(cell.model)
-            context = PassContext(card, self.split_for(card, "calibration"), self.dataset.fingerprint,
-                                  self.dataset, trained)
-            return build_artifact(card, parse_recipe(cell.recipe), context)
+            return build_artifact(self.source_card(cell.model), parse_recipe(cell.recipe), self._context(cell.model))
         return self.once(("artifact", cell.model, cell.recipe), build, heavy=True)
+
+    def litert_artifact(self, cell: Cell) -> LiteRTArtifact:
+        """The cell's network as the `.tflite` a LiteRT platform runs, converted from PyTorch (optimize/litert.py)."""
+        def build() -> LiteRTArtifact:
+            self.progress(f"converting {cell.model} ({cell.recipe}) to LiteRT")
+            return build_litert_artifact(self.artifact(cell), parse_recipe(cell.recipe), self._context(cell.model))
+        return self.once(("litert-artifact", cell.model, cell.recipe), build, heavy=True)
+
+    def deployed_model(self, cell: Cell) -> Path:
+        """The file the platform's runtime loads: the `.tflite` where it is LiteRT, else the ONNX artifact."""
+        if self.options.platform.runtime.name == "litert":
+            return self.litert_artifact(cell).path
+        return self.artifact(cell).card.onnx
+
+    def _context(self, model: str) -> PassContext:
+        card = self.source_card(model)
+        trained = None if self.user_card(model) else self.trained(model)
+        return PassContext(card, self.split_for(card, "calibration"), self.dataset.fingerprint, self.dataset, trained)
 
     def built_artifact(self, cell: Cell) -> Artifact | None:
         """The cell's artifact if it was built (for a record's provenance); never builds it."""

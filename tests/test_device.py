@@ -96,6 +96,22 @@ def test_a_runtime_missing_on_the_board_is_named(board, tiny_job):
         run_on_device(DeviceAddress.parse(board.address()), qnn)
 
 
+def test_a_tflite_ships_to_the_board_and_a_missing_delegate_there_is_named(board, tmp_path):
+    pytest.importorskip("ai_edge_litert", reason="LiteRT is in the test extra: pip install -e '.[test]'")
+    from test_runners import tiny_tflite
+
+    weights = np.random.default_rng(0).standard_normal((5, 4)).astype(np.float32)
+    inputs = np.random.default_rng(1).standard_normal((30, 4)).astype(np.float32)
+    job = DeviceJob(tiny_tflite(tmp_path / "tiny.tflite", weights), inputs, np.arange(30), Runtime(name="litert"),
+                    "int8", 1, QUICK)
+    run = run_on_device(DeviceAddress.parse(board.address()), job)
+    assert run.settings["runtime"].startswith("ai-edge-litert") and len(run.samples_ms) >= 300
+    assert run.top1 == (inputs @ weights.T).argmax(axis=1).tolist()  # answered one input at a time (batch 1)
+    imx8 = DeviceJob(**{**job.__dict__, "runtime": Runtime(name="litert", delegate="vx_delegate")})
+    with pytest.raises(NcapError, match="runner on .* failed: the LiteRT delegate libvx_delegate.so cannot be loaded"):
+        run_on_device(DeviceAddress.parse(board.address()), imx8)
+
+
 @pytest.mark.parametrize("text, problem", [
     ("http://board", "not an ssh:// address"),
     ("ssh://root@board:99999", "malformed .Port out of range"),

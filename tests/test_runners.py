@@ -77,6 +77,17 @@ def test_litert_runner_runs_a_bring_your_own_tflite(tmp_path):
         LiteRTRunner(broken).__enter__()
 
 
+def test_a_litert_delegate_missing_here_is_named_with_the_fix(tmp_path):
+    pytest.importorskip("ai_edge_litert", reason="LiteRT is in the test extra: pip install -e '.[test]'")
+    from harness.runtimes.litert.runner import LiteRTRunner, delegate_library
+
+    assert delegate_library("vx_delegate") == "libvx_delegate.so"  # the name a profile gives, as the loader finds it
+    assert delegate_library("/usr/lib/libvx_delegate.so") == "/usr/lib/libvx_delegate.so"
+    model = tiny_tflite(tmp_path / "tiny.tflite", np.ones((3, 4), np.float32))
+    with pytest.raises(NcapError, match="delegate libvx_delegate.so cannot be loaded on this machine .* install it"):
+        LiteRTRunner(model, delegate="vx_delegate").__enter__()
+
+
 @pytest.mark.skipif(importlib.util.find_spec("tensorrt") is not None, reason="TensorRT is installed here")
 def test_tensorrt_absent_is_a_clear_error(tmp_path):
     with pytest.raises(NcapError, match="TensorRT is not installed"):

@@ -129,13 +129,8 @@ def build_artifact(card: ModelCard, recipe: list[Pass], context: PassContext) ->
         key = cache.content_key(source_sha, step.name, step.params(), context.data_fingerprint, feeding,
                                 onnx.__version__, onnxruntime.__version__, torch.__version__, _code_sha256(step))
         folder = cache.cache_root() / "artifacts" / key[:32]
-        record = _verified_step(folder)
-        if record is None:
-            _run_step(step, source, folder, context)
-            record = _verified_step(folder)
-        if record is None:
-            raise NcapError(f"the cached artifact in {folder} does not match its own record after a rebuild; "
-                            "remove the folder (or $NCAP_CACHE) and run again")
+        record = verified_build(folder, "model.onnx", _step_builder(step, source, context),
+                                f"pass {step.name} on {source.name}")
         steps.append(record)
         source, source_sha = folder / "model.onnx", record["sha256"]
     manifest = {"source": str(card.onnx), "source_sha256": cache.file_sha256(card.onnx),
@@ -153,17 +148,32 @@ def cached_artifact(sha256: str | None) -> Path | None:
             recorded = json.loads(step.read_text()).get("sha256")
         except (OSError, ValueError, AttributeError):
             continue  # a damaged step record: not this artifact
-        if recorded == sha256 and _verified_step(step.parent) is not None:  # its file still has that hash
+        if recorded == sha256 and _verified_step(step.parent, "model.onnx") is not None:  # its file still has that hash
             return step.with_name("model.onnx")
     return None
 
 
-def _verified_step(folder: Path) -> dict[str, Any] | None:
+def verified_build(folder: Path, model_file: str, build: Callable[[Path], dict[str, Any]],
+                   what: str) -> dict[str, Any]:
+    """The record of the build cached in `folder` (its `model_file` verified by the sha256 the record gives), or
+    built now: `build` writes `model_file` into a staging folder and returns its record (the sha256 is added), and
+    the folder is renamed into place whole. `what` names the build in an error."""
+    record = _verified_step(folder, model_file)
+    if record is None:
+        _run_step(build, folder, model_file, what)
+        record = _verified_step(folder, model_file)
+    if record is None:
+        raise NcapError(f"the cached artifact in {folder} does not match its own record after a rebuild; "
+                        "remove the folder (or $NCAP_CACHE) and run again")
+    return record
+
+
+def _verified_step(folder: Path, model_file: str) -> dict[str, Any] | None:
     """The step's record when its model file still has the sha256 the record gives; otherwise None, and a
     folder whose record or file was damaged (a swapped file, a truncated one) is removed so it is rebuilt."""
     try:
         record = json.loads((folder / "step.json").read_text())
-        if cache.file_sha256(folder / "model.onnx") == record["sha256"]:
+        if cache.file_sha256(folder / model_file) == record["sha256"]:
             return record
     except FileNotFoundError:
         if not folder.exists():
@@ -186,16 +196,22 @@ def _code_sha256(step: Pass) -> str:
     return cache.source_sha256(sys.modules[type(step).__module__], *getattr(step, "depends_on", ()))
 
 
-def _run_step(step: Pass, source: Path, folder: Path, context: PassContext) -> None:
+def _step_builder(step: Pass, source: Path, context: PassContext) -> Callable[[Path], dict[str, Any]]:
+    def build(target: Path) -> dict[str, Any]:
+        did = step.apply(source, target, context)
+        return {"pass": step.name, "params": step.params(), "did": did, "input_sha256": cache.file_sha256(source),
+                "versions": {"onnx": onnx.__version__, "onnxruntime": onnxruntime.__version__,
+                             "torch": torch.__version__}}
+    return build
+
+
+def _run_step(build: Callable[[Path], dict[str, Any]], folder: Path, model_file: str, what: str) -> None:
     folder.parent.mkdir(parents=True, exist_ok=True)
     _remove_orphan_staging(folder.parent)
     staging = Path(tempfile.mkdtemp(prefix=f".step-{os.getpid()}-", dir=folder.parent))
     try:
-        did = step.apply(source, staging / "model.onnx", context)
-        record = {"pass": step.name, "params": step.params(), "did": did,
-                  "input_sha256": cache.file_sha256(source), "sha256": cache.file_sha256(staging / "model.onnx"),
-                  "versions": {"onnx": onnx.__version__, "onnxruntime": onnxruntime.__version__,
-                               "torch": torch.__version__}}
+        record = build(staging / model_file)
+        record["sha256"] = cache.file_sha256(staging / model_file)
         (staging / "step.json").write_text(json.dumps(record, indent=2))
         staging.rename(folder)
     except FileExistsError:
@@ -205,8 +221,7 @@ def _run_step(step: Pass, source: Path, folder: Path, context: PassContext) -> N
         raise
     except Exception as exc:  # a third-party tool failed on this model: say which step, keep the cause
         shutil.rmtree(staging, ignore_errors=True)
-        raise NcapError(f"pass {step.name} failed on {source.name}: {type(exc).__name__}: "
-                        f"{str(exc).strip()[:200]}") from exc
+        raise NcapError(f"{what} failed: {type(exc).__name__}: {str(exc).strip()[:200]}") from exc
 
 
 def _remove_orphan_staging(artifacts: Path) -> None:

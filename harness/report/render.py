@@ -70,6 +70,7 @@ def _context(records: list[dict[str, Any]], provenance: list[dict[str, Any]],
         "strict": any(p.get("strict") for p in provenance),
         "matrix": [_matrix_row(r) for r in sorted(records, key=lambda r: (r["cell"], r["metric"]))],
         "cells": _cell_rows(frame),
+        "target_on_host": _target_on_host(_cell_rows(frame)),
         "histograms": _histograms(records),
         "scatters": _scatters(frame),
         "article_precisions": article.precision_rows(frame),
@@ -127,6 +128,23 @@ def _cell_rows(frame: pd.DataFrame) -> list[dict[str, Any]]:
         for _, record in group.iterrows():
             row[record["metric"]] = {k: v for k, v in record.items() if not _missing(v)}
         rows.append(row)
+    return rows
+
+
+def _target_on_host(cells: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Per cell of a projected target, the target's own artifact measured on the host (harness/sources/litert.py):
+    its size, host latency and memory, its top-1 beside ONNX Runtime's. Recorded, never the chip's figures."""
+    rows = []
+    for cell in cells:
+        latency, memory, accuracy = (cell.get(metric) or {} for metric in ("latency", "memory", "accuracy"))
+        on_host = latency.get("host_litert") or {}
+        if not on_host and "onnxruntime_accuracy" not in accuracy:
+            continue
+        artifact = on_host.get("artifact") or accuracy.get("litert_artifact") or {}
+        rows.append({"cell": cell["cell"], "size_bytes": artifact.get("size_bytes"), "p50_ms": on_host.get("p50_ms"),
+                     "peak_mb": (memory.get("host_litert") or {}).get("peak_mb"), "top1": accuracy.get("accuracy"),
+                     "drop_pt": accuracy.get("drop_pt"), "onnxruntime_top1": accuracy.get("onnxruntime_accuracy"),
+                     "onnxruntime_drop_pt": accuracy.get("onnxruntime_drop_pt")})
     return rows
 
 

@@ -21,7 +21,7 @@ class RunnerSpec:
     output_name: str | None = None
     spinning: bool = True  # ONNX Runtime's idle workers spin (off when two sessions take turns)
     denormals_as_zero: bool = False  # ONNX Runtime's workers flush denormals
-    delegate: str | None = None  # LiteRT delegate library (a path on the machine that runs it)
+    delegate: str | None = None  # LiteRT delegate: a library path, or a name (`vx_delegate`) the loader finds
     precision: str = "fp32"  # TensorRT engine precision
     soc_model: int | None = None  # onnxruntime-qnn: the Qualcomm SoC id a context was compiled for
 

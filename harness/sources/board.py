@@ -3,10 +3,12 @@ there once, and every figure is the board's."""
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from harness import cache
 from harness.cell import Cell
 from harness.device.address import DeviceAddress
 from harness.device.lab import LabAddress, LabLease
@@ -59,17 +61,18 @@ class BoardSource:
         board = self._board_run(cell)
         card = self.run.artifact(cell).card
         settings = board.settings | {"input": input_wording(card)}
-        # a board is identified by its address and runtime settings
+        # a board is identified by its address and runtime settings; the files it ran are recorded beside them
+        machine = {"device": str(self.options.device), **settings}
+        settings |= {"shipped_sha256": {path.name: cache.file_sha256(path) for path in self._shipped(cell)}}
         method = f"{self.options.latency_plan.describe()}; {self.where}{self._shipped_wording(cell)}"
-        return latency_evidence(board.latency_run(), GRADE, method, settings,
-                                {"device": str(self.options.device), **settings})
+        return latency_evidence(board.latency_run(), GRADE, method, settings, machine)
 
     def latency_samples(self, cell: Cell) -> np.ndarray | None:
         board = self.run.memo.get(("board-run", cell.id))
         return np.asarray(board.samples_ms) if isinstance(board, DeviceRun) else None
 
     def memory(self, cell: Cell) -> Evidence:
-        return memory_evidence(self._board_run(cell).memory, GRADE, self.run.artifact(cell).manifest["size_bytes"])
+        return memory_evidence(self._board_run(cell).memory, GRADE, self.run.deployed_model(cell).stat().st_size)
 
     def power(self, cell: Cell) -> Evidence:
         return power_evidence(self._board_run(cell).power, (
@@ -103,18 +106,24 @@ class BoardSource:
     def _run(self, cell: Cell) -> DeviceRun:
         card = self.run.artifact(cell).card
         evaluation = self.run.split_for(card, "evaluation")
-        job = DeviceJob(card.onnx, preprocess.to_tensor(evaluation.images, card.input), self.run.timing_order(card),
+        model, *companions = self._shipped(cell)
+        job = DeviceJob(model, preprocess.to_tensor(evaluation.images, card.input), self.run.timing_order(card),
                         self.options.platform.runtime, cell.precision, self.options.threads,
                         self.options.latency_plan, self.options.power_meter, card.input.name, card.output.name,
-                        self.options.denormals_as_zero)
+                        self.options.denormals_as_zero, companions=tuple(companions))
         context = self._context(cell)
         if context is not None:  # the board runs exactly the context whose placement and SoC were checked here
-            job = dataclasses.replace(job, model=context.onnx, companions=(context.binary,),
-                                      soc_model=context.manifest["soc"]["value"],
+            job = dataclasses.replace(job, soc_model=context.manifest["soc"]["value"],
                                       runtime=Runtime(name="onnxruntime-qnn", execution_provider=EP_NAME))
         board = self.board()
         self.run.progress(f"running {cell.id} on {board}")
         return run_on_device(board, job)
+
+    def _shipped(self, cell: Cell) -> list[Path]:
+        """The files the board is sent, the model first: the context compiled for a Qualcomm SoC, the `.tflite` on
+        a LiteRT profile, else the ONNX artifact."""
+        context = self._context(cell)
+        return [context.onnx, context.binary] if context is not None else [self.run.deployed_model(cell)]
 
     def _context(self, cell: Cell) -> CompiledContext | None:
         """The cell compiled for the profile's Qualcomm SoC, where .[qnn] is installed and the cell is quantised."""

@@ -8,11 +8,12 @@ it does not apply; the first that answers is used. Latency and memory stay proje
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Protocol
+from typing import Any, Protocol
 
 from harness.catalog import HOST_PLATFORM
 from harness.cell import Cell
 from harness.sources.base import Evidence
+from harness.sources.litert import litert_on_host
 from harness.sources.qnn_htp import qnn_htp
 from harness.workspace import Workspace
 
@@ -26,8 +27,13 @@ class TargetNumerics(Protocol):
         """How many of the cell's nodes the chip's compiler left to the CPU, named in the evidence."""
         ...
 
+    def beside(self, cell: Cell, metric: str) -> dict[str, Any]:
+        """Figures the toolchain measured here for `metric` (latency, memory), recorded beside the projected figure
+        under a key of their own and never judged (the host is not the chip); {} where it measures none."""
+        ...
 
-NUMERICS: list[Callable[[Workspace], TargetNumerics | None]] = [qnn_htp]
+
+NUMERICS: list[Callable[[Workspace], TargetNumerics | None]] = [qnn_htp, litert_on_host]
 
 
 def target_numerics(run: Workspace) -> TargetNumerics | None:

@@ -39,8 +39,7 @@ class ProjectionSource:
         if self._is_calibration_point(cell, calibrated.baseline):
             what = "projected latency (the calibration point: the article's own figure, not a prediction)"
             figures["calibration_point"] = True
-        if getattr(self.numerics, "latency_note", None):  # the chip's emulator ran for accuracy, not for time
-            figures["latency_note"] = self.numerics.latency_note
+        figures |= self._beside(cell, "latency")
         # an uncalibrated roofline assumes the datasheet peak is reached: the time is at least this
         return Evidence(projection.latency_ms, what, GRADE, f"{projection.latency_method}; {CAVEAT}", figures,
                         caveat=CAVEAT, lower_bound=calibrated.baseline is None)
@@ -51,7 +50,8 @@ class ProjectionSource:
     def memory(self, cell: Cell) -> Evidence:
         projection = self._projection(cell)
         return Evidence(projection.memory_mb, "projected memory", GRADE, f"{projection.memory_method}; {CAVEAT}",
-                        {"peak_mb": projection.memory_mb, "known_error": KNOWN_ERROR}, caveat=CAVEAT, lower_bound=True)
+                        {"peak_mb": projection.memory_mb, "known_error": KNOWN_ERROR, **self._beside(cell, "memory")},
+                        caveat=CAVEAT, lower_bound=True)
 
     def power(self, cell: Cell) -> Evidence:
         envelope = self.platform.power.envelope_w if self.platform.power else None
@@ -76,6 +76,10 @@ class ProjectionSource:
 
     def second_look(self, cell: Cell, stored: dict[str, Any]) -> None:
         return None  # a projection is not gated: NOT_PROJECTED says why
+
+    def _beside(self, cell: Cell, metric: str) -> dict[str, Any]:
+        """What the target's toolchain measured on the host for `metric`, recorded and never judged."""
+        return self.numerics.beside(cell, metric) if self.numerics is not None else {}
 
     def _projection(self, cell: Cell) -> Projection:
         return self.run.once(("projection", cell.id), lambda: project(

@@ -21,15 +21,16 @@ def _interpreter_module() -> Any:
 class LiteRTRunner:
     name = "litert"
 
-    def __init__(self, model: Path, *, threads: int = 1, delegate: Path | None = None) -> None:
-        """`delegate`: the shared library of a LiteRT delegate, e.g. NXP's libvx_delegate.so for the i.MX 8 NPU."""
-        self.model, self.threads, self.delegate = model, threads, delegate
+    def __init__(self, model: Path, *, threads: int = 1, delegate: str | Path | None = None) -> None:
+        """`delegate`: a LiteRT delegate's shared library, a path or a name the loader finds (`vx_delegate`, NXP's
+        libvx_delegate.so for the i.MX 8 NPU, as a profile names it)."""
+        self.model, self.threads, self.delegate = model, threads, delegate and delegate_library(delegate)
         self.last_inference_seconds = float("nan")
         self._interpreter: Any = None
 
     def __enter__(self) -> LiteRTRunner:
         litert = _interpreter_module()
-        delegates = [litert.load_delegate(str(self.delegate))] if self.delegate else []
+        delegates = [_load_delegate(litert, self.delegate)] if self.delegate else []
         try:
             self._interpreter = litert.Interpreter(model_path=str(self.model), num_threads=self.threads,
                                                    experimental_delegates=delegates)
@@ -52,9 +53,9 @@ class LiteRTRunner:
             self._interpreter.resize_tensor_input(self._input["index"], list(batch.shape))
             self._interpreter.allocate_tensors()
         started = time.perf_counter()
-        self._interpreter.set_tensor(self._input["index"], batch.astype(self._input["dtype"], copy=False))
+        self._interpreter.set_tensor(self._input["index"], _quantized(batch, self._input))
         self._interpreter.invoke()
-        result = self._interpreter.get_tensor(self._output["index"])
+        result = _dequantized(self._interpreter.get_tensor(self._output["index"]), self._output)
         self.last_inference_seconds = time.perf_counter() - started
         return result
 
@@ -69,3 +70,39 @@ class LiteRTRunner:
 
         return {"runtime": f"ai-edge-litert {version('ai-edge-litert')}", "threads": self.threads,
                 "delegate": str(self.delegate) if self.delegate else None}
+
+
+def delegate_library(delegate: str | Path) -> str:
+    """A profile's delegate name as the library file the loader looks for (`vx_delegate` -> `libvx_delegate.so`);
+    a path or a file name is kept."""
+    text = str(delegate)
+    return text if "/" in text or ".so" in text else f"lib{text}.so"
+
+
+def _load_delegate(litert: Any, library: str) -> Any:
+    try:
+        return litert.load_delegate(library)
+    except (ValueError, OSError, RuntimeError) as exc:
+        detail = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
+        raise NcapError(f"the LiteRT delegate {library} cannot be loaded on this machine ({detail}); install it "
+                        "(for the i.MX 8: NXP's tflite-vx-delegate from the eIQ BSP, /usr/lib/libvx_delegate.so) or "
+                        "set `runtime.delegate` in the platform profile to its path") from exc
+
+
+def _quantized(batch: np.ndarray, tensor: dict[str, Any]) -> np.ndarray:
+    """A float batch as the model's input takes it: an integer input (a full-integer model) is quantised with the
+    input's own scale and zero point, as the application on the board does before it invokes the model."""
+    dtype = np.dtype(tensor["dtype"])
+    scale, zero_point = tensor["quantization"]
+    if dtype.kind not in "iu" or not scale:
+        return batch.astype(dtype, copy=False)
+    limits = np.iinfo(dtype)
+    return np.clip(np.round(batch / scale) + zero_point, limits.min, limits.max).astype(dtype)
+
+
+def _dequantized(result: np.ndarray, tensor: dict[str, Any]) -> np.ndarray:
+    """An integer output back to the real values it stands for; a float output as it is."""
+    scale, zero_point = tensor["quantization"]
+    if result.dtype.kind not in "iu" or not scale:
+        return result
+    return ((result.astype(np.float32) - zero_point) * np.float32(scale)).astype(np.float32)
