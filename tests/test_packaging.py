@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -18,6 +19,15 @@ def test_every_import_is_declared_in_pyproject():
     check = subprocess.run([sys.executable, str(CHECK_DEPS), "harness", "benchmarks"], cwd=ROOT,
                            capture_output=True, text=True, timeout=120)
     assert check.returncode == 0, check.stdout + check.stderr
+
+
+def test_every_harness_package_ships_in_a_non_editable_install():
+    """pyproject lists the packages by hand (platforms/ and templates/ map into the package): a folder of code
+    missing from the list works in the editable install every developer has and is absent from a wheel."""
+    listed = set(tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"])
+    on_disk = {".".join(folder.relative_to(ROOT).parts) for folder in (ROOT / "harness").rglob("*")
+               if folder.is_dir() and any(folder.glob("*.py"))}
+    assert on_disk - listed == set(), "add these to [tool.setuptools] packages in pyproject.toml"
 
 
 @pytest.mark.parametrize("example", sorted((ROOT / "docs" / "ci").glob("*.yml")), ids=lambda p: p.name)
