@@ -1,0 +1,178 @@
+"""A kernel-level latency predictor for one platform: one regressor per kernel type, a network as the sum of its
+kernels plus the runtime's measured per-call and per-kernel overhead (after nn-Meter, MobiSys'21).
+
+The regressor is scikit-learn's RandomForestRegressor on the log of each kernel's features, predicting the log
+of its time: nn-Meter's choice for the same problem; it needs no feature scaling, fits a few hundred samples in
+a fraction of a second, and follows the steps in a CPU kernel's time (a change of GEMM blocking at some
+channel count) that a smooth model averages away. Its fault is that it cannot extrapolate, so the profiling
+plan samples the whole range of configurations (harness.project.blocks).
+
+The predictor file is JSON: the timed samples and the record of their fit, never a pickle (loading a pickle a
+user was given runs its code). The forests are refitted on load, with a fixed seed, in about a second.
+"""
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from harness import cache
+from harness.errors import NcapError
+from harness.project.blocks import Config
+from harness.project.kernels import FEATURES, Kernel
+
+FORMAT = "dms-ncap kernel predictor 1"
+MIN_SAMPLES = 5  # a kernel type with fewer is predicted by the pooled regressor over all types
+FOREST = {"n_estimators": 100, "random_state": 0, "n_jobs": 1}
+CV_TREES = 30  # the adaptive plan's cross-validation only ranks regions: a smaller forest is enough
+
+
+@dataclass(frozen=True)
+class Sample:
+    """One timed block: its configuration, its unprofiled wall time, and its kernels with their profiled times."""
+
+    block: Config
+    wall_ms: float | None
+    kernels: list[Kernel]
+
+
+@dataclass
+class PredictorRecord:
+    platform: str
+    machine: str  # the CPU or board the samples were timed on
+    runtime: str
+    threads: int
+    fitted: str  # ISO 8601 date and time of the fit
+    profiling_seconds: float
+    probe: dict[str, Any]  # {"block": config, "ms": its median at fit time}: the drift reference
+    held_out: dict[str, Any] | None = None  # the measured error on networks not used in fitting
+
+
+@dataclass(frozen=True)
+class Prediction:
+    ms: float
+    kernels: int
+    unknown_kinds: list[str]  # kernel types the predictor has too few samples of (the pooled regressor took them)
+
+
+class Predictor:
+    def __init__(self, record: PredictorRecord, samples: list[Sample]) -> None:
+        if not samples:
+            raise NcapError("a predictor needs timed samples; the profiling plan produced none")
+        self.record, self.samples = record, samples
+        by_kind: dict[str, list[Kernel]] = defaultdict(list)
+        for sample in samples:
+            for kernel in sample.kernels:
+                if kernel.microseconds is not None:
+                    by_kind[kernel.kind].append(kernel)
+        self.by_kind = dict(by_kind)
+        self._forests = {kind: _forest(kernels) for kind, kernels in by_kind.items() if len(kernels) >= MIN_SAMPLES}
+        self._pooled = _forest([k for kernels in by_kind.values() for k in kernels])
+        self.overhead_us, self.per_kernel_us = self._overhead()
+
+    def predict(self, kernels: list[Kernel]) -> Prediction:
+        """The network's time as the sum of its kernels' predicted times plus the overheads."""
+        unknown = sorted({k.kind for k in kernels if k.kind not in self._forests})
+        total = self.overhead_us + self.per_kernel_us * len(kernels)
+        rows: dict[str, list[list[float]]] = defaultdict(list)
+        for kernel in kernels:
+            rows[kernel.kind if kernel.kind in self._forests else ""].append(kernel.row())
+        for kind, kind_rows in rows.items():
+            forest = self._forests.get(kind, self._pooled)
+            total += float(np.expm1(forest.predict(_x(kind_rows))).clip(min=0).sum())
+        return Prediction(total / 1e3, len(kernels), unknown)
+
+    def cross_validated_errors(self, kind: str, folds: int = 5) -> np.ndarray:
+        """Each sample's relative error of `kind` when predicted by a forest fitted without it (k-fold)."""
+        from sklearn.ensemble import RandomForestRegressor
+        from sklearn.model_selection import KFold, cross_val_predict
+
+        kernels = self.by_kind[kind]
+        if len(kernels) < max(folds, MIN_SAMPLES):
+            return np.full(len(kernels), np.inf)  # too few to say: the plan samples more of it
+        x, y = _x([k.row() for k in kernels]), _y(kernels)
+        predicted = cross_val_predict(RandomForestRegressor(**FOREST | {"n_estimators": CV_TREES}), x, y,
+                                      cv=KFold(folds, shuffle=True, random_state=0))
+        return np.expm1(predicted) / np.expm1(y).clip(min=1e-3) - 1
+
+    def describe(self) -> str:
+        """The predictor as a projection's method names it: which, fitted when, and its measured error."""
+        record = self.record
+        error = (f"held-out error on {record.held_out['cells']} networks x precisions: "
+                 f"{record.held_out['within_10']:.0%} within +/-10 %, {record.held_out['within_25']:.0%} within "
+                 f"+/-25 % ({record.held_out['source']}, {record.held_out['date']})" if record.held_out
+                 else "held-out error not measured (run benchmarks/projection_error.py --record)")
+        return (f"kernel predictor for {record.platform} ({record.machine}; {record.runtime}, {record.threads} "
+                f"thread(s)) fitted {record.fitted} on {len(self.samples)} blocks, "
+                f"{sum(len(k) for k in self.by_kind.values())} kernel samples of {len(self._forests)} kernel "
+                f"types in {record.profiling_seconds / 60:.1f} min of profiling; {error}")
+
+    def save(self, path: Path) -> None:
+        document = {"format": FORMAT, "record": asdict(self.record),
+                    "samples": [{"block": s.block, "wall_ms": s.wall_ms,
+                                 "kernels": [[k.name, k.kind, k.row(), k.microseconds] for k in s.kernels]}
+                                for s in self.samples]}
+        path.parent.mkdir(parents=True, exist_ok=True)
+        staging = path.with_name(f".{path.name}.tmp")
+        staging.write_text(json.dumps(document))
+        staging.replace(path)  # atomic: a reader never sees half a file
+
+    def _overhead(self) -> tuple[float, float]:
+        """(per call, per kernel) microseconds: each block's unprofiled wall time less its kernels' profiled
+        times, fitted by least squares on the number of kernels; neither is below zero."""
+        timed = [s for s in self.samples if s.wall_ms is not None and all(k.microseconds is not None
+                                                                          for k in s.kernels)]
+        if len(timed) < 2:
+            return 0.0, 0.0
+        counts = np.array([[1.0, len(s.kernels)] for s in timed])
+        rest = np.array([s.wall_ms * 1e3 - sum(k.microseconds or 0.0 for k in s.kernels) for s in timed])
+        (call, per_kernel), *_ = np.linalg.lstsq(counts, rest, rcond=None)
+        if per_kernel < 0:
+            return max(0.0, float(np.mean(rest))), 0.0
+        return max(0.0, float(call)), float(per_kernel)
+
+
+def load_predictor(path: Path) -> Predictor:
+    """The predictor in the file at `path`; a file that is not one fails with one line naming it."""
+    try:
+        document = json.loads(path.read_text())
+        if document.get("format") != FORMAT:
+            raise ValueError(f"format {document.get('format')!r}, expected {FORMAT!r}")
+        record = PredictorRecord(**document["record"])
+        samples = [Sample(s["block"], s["wall_ms"],
+                          [Kernel(name, kind, dict(zip(FEATURES, row, strict=True)), us)
+                           for name, kind, row, us in s["kernels"]])
+                   for s in document["samples"]]
+    except FileNotFoundError as exc:
+        raise NcapError(f"predictor file {path} does not exist; fit one with `ncap profile`") from exc
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise NcapError(f"{path} is not a readable latency predictor ({type(exc).__name__}: "
+                        f"{str(exc)[:160]}); fit it again with `ncap profile`") from exc
+    return Predictor(record, samples)
+
+
+def predictor_path(platform: str) -> Path:
+    """Where a platform's predictor lives: one file per platform under the cache."""
+    return cache.cache_root() / "predictors" / f"{platform}.json"
+
+
+def _x(rows: list[list[float]]) -> np.ndarray:
+    return np.log1p(np.asarray(rows, dtype=np.float64).clip(min=0))
+
+
+def _y(kernels: list[Kernel]) -> np.ndarray:
+    return np.log1p(np.asarray([k.microseconds for k in kernels], dtype=np.float64))
+
+
+def _forest(kernels: list[Kernel]) -> Any:
+    try:
+        from sklearn.ensemble import RandomForestRegressor
+    except ImportError as exc:
+        raise NcapError("the latency predictor needs scikit-learn: pip install 'dms-ncap[predict]'") from exc
+    forest = RandomForestRegressor(**FOREST)
+    return forest.fit(_x([k.row() for k in kernels]), _y(kernels))
+
