@@ -17,6 +17,7 @@ from harness.device.remote import DeviceJob, DeviceRunError, run_on_device
 from harness.errors import NcapError
 from harness.measure.latency import LatencyPlan
 from harness.platform import Runtime
+from harness.project.predictor import predictor_path
 
 pytestmark = pytest.mark.skipif(not os.path.exists(SSHD), reason="no OpenSSH server here: apt install openssh-server")
 
@@ -136,6 +137,7 @@ def board_run(pytester, card, folder, address: str) -> tuple[pytest.RunResult, l
 
 
 def test_device_option_grades_every_figure_measured(pytester, board, tiny_card, image_folder):
+    predictor_path("host").unlink(missing_ok=True)
     result, written = board_run(pytester, tiny_card, image_folder, board.address())
     # latency, memory (both cells) and the int8 accuracy drop pass on the board; power has no meter named, the
     # board's timing is not self-audited (the agent keeps no timed outputs), and the host profile names no NPU
@@ -145,6 +147,10 @@ def test_device_option_grades_every_figure_measured(pytester, board, tiny_card, 
     accuracy = next(r for r in written if r["metric"] == "accuracy" and r["precision"] == "int8")
     assert accuracy["grade"] == "measured" and accuracy["evaluation_images"] > 0  # the board's own predictions
     assert "no power meter was named" in next(r for r in written if r["metric"] == "power")["message"]
+    # each cell's per-layer profile joined the platform's latency predictor, the Conv's time among them
+    added = json.loads(predictor_path("host").read_text())
+    assert [u["what"] for u in added["record"]["updates"]] == ["tiny-fp32-host", "tiny-int8-host"]
+    assert all(any("Conv" in kind and us > 0 for _, kind, _, us in s["kernels"]) for s in added["samples"])
 
 
 def test_a_board_lost_mid_run_errors_and_keeps_the_samples(pytester, board, tiny_card, image_folder, tmp_path):

@@ -25,6 +25,8 @@ from harness.measure.memory import MemoryReading
 from harness.measure.power import PowerReading
 from harness.platform import Runtime
 
+LAYER_PROFILE_RUNS = 20  # profiled runs per layer after the timing: a few seconds on a small network
+
 
 class DeviceRunError(NcapError):
     """A board run that stopped part-way; `figures` holds what it measured before, for the results store."""
@@ -64,6 +66,7 @@ class DeviceRun:
     top1: list[int] = field(default_factory=list)
     score_shapes: list[list[int]] = field(default_factory=list)
     nonfinite_scores: int = 0
+    layers: dict[str, Any] | None = None  # ONNX Runtime's per-node profile and optimised graph (--layer-profile)
     done: bool = False
 
     def take(self, event: dict[str, Any]) -> None:
@@ -83,6 +86,8 @@ class DeviceRun:
             self.top1 += event["top1"]
             self.score_shapes.append(event["shape"])
             self.nonfinite_scores += event.get("nonfinite", 0)
+        elif kind == "layers":
+            self.layers = event
         elif kind == "error":
             raise NcapError(f"the runner on {self.device} failed: {event['message']}")
         elif kind == "done":
@@ -160,6 +165,8 @@ def _agent_argv(address: DeviceAddress, job: DeviceJob) -> list[str]:
                 "--input-name": job.input_name, "--output-name": job.output_name, "--power": job.power_meter,
                 "--soc-model": str(job.soc_model) if job.soc_model is not None else None}
     flags = ["--denormals-as-zero"] if job.denormals_as_zero else []
+    if runtime.name == "onnxruntime" and runtime.execution_provider in (None, "CPUExecutionProvider"):
+        flags += ["--layer-profile", str(LAYER_PROFILE_RUNS)]  # per-layer samples for the platform's predictor
     return argv + flags + [item for flag, value in optional.items() if value for item in (flag, value)]
 
 

@@ -1,10 +1,10 @@
 """Synthetic CNN building blocks over sampled configurations: what the latency predictor times.
 
 A block is a few layers as CNNs use them (a convolution and its activation, a residual pair, an inverted
-residual, squeeze-and-excitation, a pool, a classifier head), built with onnx.helper at one configuration
-(channels, spatial size, kernel, stride) and converted to the precision with the harness's own passes (ONNX
-Runtime's float16 converter, the int8 pass's quantize_static settings), so ONNX Runtime fuses it as it fuses a
-real network. None is a zoo network: the predictor is fitted without them.
+residual, squeeze-and-excitation, a convolution and its pool, a classifier head), built with onnx.helper at one
+configuration (channels, spatial size, kernel, stride) and converted to the precision with the harness's own
+passes (ONNX Runtime's float16 converter, the int8 pass's quantize_static settings), so ONNX Runtime fuses it
+as it fuses a real network. None is a zoo network: the predictor is fitted without them.
 """
 from __future__ import annotations
 
@@ -89,8 +89,8 @@ def block_macs(config: Config) -> float:
     if block == "squeeze_excite":
         return 2 * c * max(1, c // 4) + size * size * c
     if block == "head":
-        return c * config["hidden"] + config["hidden"] * config["classes"] + size * size * c
-    return size * size * c * config.get("kernel", 1) ** 2
+        return c * config["hidden"] + config["hidden"] * config["classes"] + size * size * c * c
+    return size * size * c * (c * 9 + config["kernel"] ** 2)  # pool: its convolution and the pooling
 
 
 def block_model(config: Config) -> bytes:
@@ -163,12 +163,12 @@ def _float_block(config: Config) -> onnx.ModelProto:
     elif block == "squeeze_excite":
         squeezed = g.add("Relu", [g.conv(g.add("GlobalAveragePool", ["x"]), c, max(1, c // 4), 1)])
         y = g.add("Mul", [g.add("HardSigmoid", [g.conv(squeezed, max(1, c // 4), c, 1)]), "x"])
-    elif block == "pool":
-        kernel = config["kernel"]
-        y = (g.add("GlobalAveragePool", ["x"]) if config["pool"] == "GlobalAveragePool" else
-             g.add(config["pool"], ["x"], kernel_shape=[kernel, kernel], strides=[2, 2], pads=[kernel // 2] * 4))
-    else:  # head
-        flat = g.add("Flatten", [g.add("GlobalAveragePool", ["x"])])
+    elif block == "pool":  # after a convolution, as in a network: ONNX Runtime then keeps its layout
+        kernel, y = config["kernel"], g.add("Relu", [g.conv("x", c, c, 3)])
+        y = (g.add("GlobalAveragePool", [y]) if config["pool"] == "GlobalAveragePool" else
+             g.add(config["pool"], [y], kernel_shape=[kernel, kernel], strides=[2, 2], pads=[kernel // 2] * 4))
+    else:  # head, after a pointwise convolution
+        flat = g.add("Flatten", [g.add("GlobalAveragePool", [g.add("Relu", [g.conv("x", c, c, 1)])])])
         y = g.gemm(g.act(g.gemm(flat, c, config["hidden"]), config["activation"]), config["hidden"], config["classes"])
     inputs = [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, c, config["size"], config["size"]])]
     g.nodes[-1].output[0] = "y"  # every block ends on the layer that made `y`

@@ -10,9 +10,7 @@ profile from a board (harness.device) is a set of per-layer samples of that boar
 """
 from __future__ import annotations
 
-import json
 import math
-import tempfile
 from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,7 +21,7 @@ import onnx
 import onnxruntime as ort
 
 from harness.errors import NcapError
-from harness.runtimes.onnxruntime.runner import session_options
+from harness.runtimes.onnxruntime.profile import layer_profile
 
 # One row of numbers per kernel, the regressors' input (log-scaled there): what decides a CPU kernel's time.
 FEATURES = ("macs", "input_elements", "output_elements", "weight_elements", "kernel_area", "stride", "groups",
@@ -50,24 +48,8 @@ class Kernel:
 def profile_model(model: Path | bytes, feeds: dict[str, np.ndarray], threads: int, runs: int = 3,
                   warmup: int = 2) -> list[Kernel]:
     """Run the model `runs` times under ONNX Runtime's profiler and return its kernels with their mean times."""
-    with tempfile.TemporaryDirectory(prefix="ncap-kernels-") as scratch:
-        options = session_options(threads)
-        options.enable_profiling = True
-        options.profile_file_prefix = str(Path(scratch) / "profile")
-        options.optimized_model_filepath = str(Path(scratch) / "optimized.onnx")
-        source = str(model) if isinstance(model, Path) else model
-        try:
-            session = ort.InferenceSession(source, options, providers=["CPUExecutionProvider"])
-        except Exception as exc:  # ORT raises several unrelated types for an unreadable model
-            detail = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
-            raise NcapError(f"ONNX Runtime cannot load {getattr(model, 'name', 'the model')}: {detail}") from exc
-        for _ in range(warmup):
-            session.run(None, feeds)
-        for _ in range(runs):  # the warm-up is profiled too: `skip_runs` leaves it out
-            session.run(None, feeds)
-        events = json.loads(Path(session.end_profiling()).read_text())
-        optimised = onnx.load(str(Path(scratch) / "optimized.onnx"))
-    return kernels_from_profile(optimised.graph, events, skip_runs=warmup)
+    events, graph = layer_profile(model, feeds, threads, runs, warmup)
+    return kernels_from_profile(onnx.load_from_string(graph).graph, events, skip_runs=warmup)
 
 
 def kernels_from_profile(graph: onnx.GraphProto, events: list[dict[str, Any]], skip_runs: int = 0) -> list[Kernel]:
@@ -79,7 +61,7 @@ def kernels_from_profile(graph: onnx.GraphProto, events: list[dict[str, Any]], s
     shapes: dict[str, dict[str, Any]] = {}
     run = -1
     for event in events:
-        if event.get("cat") != "Node" or not event.get("name", "").endswith("_kernel_time"):
+        if not event.get("name", "").endswith("_kernel_time"):
             continue
         name = event["name"][: -len("_kernel_time")]
         if name not in shapes:

@@ -12,9 +12,11 @@ user was given runs its code). The forests are refitted on load, with a fixed se
 """
 from __future__ import annotations
 
+import fcntl
 import json
 from collections import defaultdict
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -50,6 +52,7 @@ class PredictorRecord:
     profiling_seconds: float
     probe: dict[str, Any]  # {"block": config, "ms": its median at fit time}: the drift reference
     held_out: dict[str, Any] | None = None  # the measured error on networks not used in fitting
+    updates: list[dict[str, Any]] = field(default_factory=list)  # per-layer samples added by board runs since
 
 
 @dataclass(frozen=True)
@@ -106,20 +109,16 @@ class Predictor:
                  f"{record.held_out['within_10']:.0%} within +/-10 %, {record.held_out['within_25']:.0%} within "
                  f"+/-25 % ({record.held_out['source']}, {record.held_out['date']})" if record.held_out
                  else "held-out error not measured (run benchmarks/projection_error.py --record)")
+        added = (f", and {sum(u['kernels'] for u in record.updates)} per-layer samples from {len(record.updates)} "
+                 f"board run(s), the last {record.updates[-1]['date']}" if record.updates else "")
         return (f"kernel predictor for {record.platform} ({record.machine}; {record.runtime}, {record.threads} "
                 f"thread(s)) fitted {record.fitted} on {len(self.samples)} blocks, "
                 f"{sum(len(k) for k in self.by_kind.values())} kernel samples of {len(self._forests)} kernel "
-                f"types in {record.profiling_seconds / 60:.1f} min of profiling; {error}")
+                f"types in {record.profiling_seconds / 60:.1f} min of profiling{added}; {error}")
 
     def save(self, path: Path) -> None:
-        document = {"format": FORMAT, "record": asdict(self.record),
-                    "samples": [{"block": s.block, "wall_ms": s.wall_ms,
-                                 "kernels": [[k.name, k.kind, k.row(), k.microseconds] for k in s.kernels]}
-                                for s in self.samples]}
-        path.parent.mkdir(parents=True, exist_ok=True)
-        staging = path.with_name(f".{path.name}.tmp")
-        staging.write_text(json.dumps(document))
-        staging.replace(path)  # atomic: a reader never sees half a file
+        samples = [_sample_json(sample) for sample in self.samples]
+        _write(path, {"format": FORMAT, "record": asdict(self.record), "samples": samples})
 
     def _overhead(self) -> tuple[float, float]:
         """(per call, per kernel) microseconds: each block's unprofiled wall time less its kernels' profiled
@@ -138,26 +137,63 @@ class Predictor:
 
 def load_predictor(path: Path) -> Predictor:
     """The predictor in the file at `path`; a file that is not one fails with one line naming it."""
+    document = _read(path)
     try:
-        document = json.loads(path.read_text())
-        if document.get("format") != FORMAT:
-            raise ValueError(f"format {document.get('format')!r}, expected {FORMAT!r}")
         record = PredictorRecord(**document["record"])
         samples = [Sample(s["block"], s["wall_ms"],
                           [Kernel(name, kind, dict(zip(FEATURES, row, strict=True)), us)
                            for name, kind, row, us in s["kernels"]])
                    for s in document["samples"]]
-    except FileNotFoundError as exc:
-        raise NcapError(f"predictor file {path} does not exist; fit one with `ncap profile`") from exc
-    except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:
         raise NcapError(f"{path} is not a readable latency predictor ({type(exc).__name__}: "
                         f"{str(exc)[:160]}); fit it again with `ncap profile`") from exc
     return Predictor(record, samples)
 
 
+def add_samples(path: Path, samples: list[Sample], record: PredictorRecord, what: str) -> None:
+    """Add per-layer samples (a board's compliance run of `what`) to the platform's predictor file, which is
+    created with `record` where there is none; its forests take them in when it is next loaded. Needs no
+    scikit-learn, so a board run adds its samples wherever it runs."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with (path.parent / f".{path.name}.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # two workers adding at once would lose one's samples
+        document = _read(path) if path.is_file() else {"format": FORMAT, "record": asdict(record), "samples": []}
+        document["samples"] += [_sample_json(sample) for sample in samples]
+        document["record"].setdefault("updates", []).append({
+            "date": datetime.now(UTC).isoformat(timespec="seconds"), "what": what,
+            "kernels": sum(len(sample.kernels) for sample in samples)})
+        _write(path, document)
+
+
 def predictor_path(platform: str) -> Path:
     """Where a platform's predictor lives: one file per platform under the cache."""
     return cache.cache_root() / "predictors" / f"{platform}.json"
+
+
+def _read(path: Path) -> dict[str, Any]:
+    try:
+        document = json.loads(path.read_text())
+        if not isinstance(document, dict) or document.get("format") != FORMAT:
+            found = document.get("format") if isinstance(document, dict) else type(document).__name__
+            raise ValueError(f"format {found!r}, expected {FORMAT!r}")
+    except FileNotFoundError as exc:
+        raise NcapError(f"predictor file {path} does not exist; fit one with `ncap profile`") from exc
+    except (OSError, ValueError) as exc:
+        raise NcapError(f"{path} is not a readable latency predictor ({type(exc).__name__}: "
+                        f"{str(exc)[:160]}); fit it again with `ncap profile`") from exc
+    return document
+
+
+def _write(path: Path, document: dict[str, Any]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    staging = path.with_name(f".{path.name}.tmp")
+    staging.write_text(json.dumps(document))
+    staging.replace(path)  # atomic: a reader never sees half a file
+
+
+def _sample_json(sample: Sample) -> dict[str, Any]:
+    return {"block": sample.block, "wall_ms": sample.wall_ms,
+            "kernels": [[k.name, k.kind, k.row(), k.microseconds] for k in sample.kernels]}
 
 
 def _x(rows: list[list[float]]) -> np.ndarray:
