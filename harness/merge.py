@@ -122,6 +122,7 @@ def main(argv: list[str] | None = None) -> int:
     profile.add_argument("--minutes", type=float, default=20.0, help="the profiling budget (default 20)")
     profile.add_argument("--threads", type=int, default=1, help="ONNX Runtime intra-op threads (default 1)")
     profile.add_argument("--platform", default="host", help="the platform the file is for (default host)")
+    profile.add_argument("--device", metavar="ssh://USER@HOST[:PORT]", help="time the blocks on this board")
     profile.add_argument("--out", type=Path, metavar="FILE", help="default: predictors/PLATFORM.json in the cache")
     args = parser.parse_args(argv)
     if args.command == "profile":
@@ -158,13 +159,23 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _profile(args: argparse.Namespace) -> int:
+    from harness.device.address import DeviceAddress
+    from harness.device.remote import AgentSession
     from harness.project.predictor import predictor_path
-    from harness.project.profiling import Plan, profile_platform
+    from harness.project.profiling import DeviceBench, HostBench, Plan, profile_platform
 
-    if args.minutes <= 0 or args.threads < 1:
-        print("ncap profile: --minutes must be above 0 and --threads at least 1", file=sys.stderr)
+    try:
+        if args.minutes <= 0 or args.threads < 1:
+            raise NcapError("--minutes must be above 0 and --threads at least 1")
+        plan = Plan(args.minutes * 60, args.threads)
+        if args.device:
+            with AgentSession(DeviceAddress.parse(args.device)) as agent:
+                predictor = profile_platform(plan, DeviceBench(agent), args.platform)
+        else:
+            predictor = profile_platform(plan, HostBench(), args.platform)
+    except NcapError as exc:
+        print(f"ncap profile: {exc}", file=sys.stderr)
         return outcome.EXIT_BAD_INPUT
-    predictor = profile_platform(Plan(args.minutes * 60, args.threads), args.platform)
     out = args.out or predictor_path(args.platform)
     predictor.save(out)
     print(f"ncap profile: {predictor.describe()}; written to {out}")

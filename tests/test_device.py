@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+from importlib.util import find_spec
 from pathlib import Path
 
 import numpy as np
@@ -16,8 +17,9 @@ from harness.device.address import DeviceAddress
 from harness.device.remote import DeviceJob, DeviceRunError, run_on_device
 from harness.errors import NcapError
 from harness.measure.latency import LatencyPlan
+from harness.merge import main as ncap_main
 from harness.platform import Runtime
-from harness.project.predictor import predictor_path
+from harness.project.predictor import load_predictor, predictor_path
 
 pytestmark = pytest.mark.skipif(not os.path.exists(SSHD), reason="no OpenSSH server here: apt install openssh-server")
 
@@ -165,3 +167,14 @@ def test_a_board_lost_mid_run_errors_and_keeps_the_samples(pytester, board, tiny
     lines = (pytester.path / "reports" / "out" / "results.jsonl").read_text().splitlines()
     errors = [json.loads(line) for line in lines if json.loads(line)["verdict"] == "error"]
     assert errors and all(r["samples_received"] > 0 and "stopped before the end" in r["message"] for r in errors)
+
+
+@pytest.mark.skipif(find_spec("sklearn") is None, reason="the predictor's regressors need scikit-learn: .[predict]")
+def test_the_profiling_plan_runs_on_the_board(board, tmp_path, capsys):
+    out = tmp_path / "board.json"
+    assert ncap_main(["profile", "--device", board.address(), "--minutes", "0.05", "--platform", "imx8",
+                      "--out", str(out)]) == 0
+    predictor = load_predictor(out)
+    assert predictor.record.platform == "imx8" and str(board.port) in predictor.record.machine
+    assert predictor.samples and all(s.wall_ms > 0 and s.kernels for s in predictor.samples)
+    assert predictor.record.probe["ms"] > 0 and f"written to {out}" in capsys.readouterr().out

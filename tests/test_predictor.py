@@ -166,14 +166,24 @@ def test_the_adaptive_round_samples_near_the_blocks_predicted_worst(monkeypatch)
 def test_the_plan_keeps_its_budget_and_reports_progress(monkeypatch):
     clock = iter(np.arange(0, 1000, 0.5))
     monkeypatch.setattr(profiling.time, "monotonic", lambda: float(next(clock)))
-    monkeypatch.setattr(profiling, "time_block", lambda config, threads: Sample(
-        config, 1.0, [kernel("Conv:float", blocks.block_macs(config), true_us(blocks.block_macs(config)))]))
-    monkeypatch.setattr(profiling, "probe_ms", lambda threads: 1.5)
-    seen = []
-    predictor = profiling.profile_platform(profiling.Plan(budget_s=20), "host", lambda f, s: seen.append(f))
+
+    class Bench:  # times nothing: each block's conv takes its MACs' known time
+        machine, runtime, batch = "test CPU", "onnxruntime", 3
+
+        def time(self, configs, threads):
+            sizes.append(len(configs))
+            return [Sample(c, 1.0, [kernel("Conv:float", blocks.block_macs(c), true_us(blocks.block_macs(c)))])
+                    for c in configs]
+
+        def probe_ms(self, threads):
+            return 1.5
+
+    seen, sizes = [], []
+    predictor = profiling.profile_platform(profiling.Plan(budget_s=20), Bench(), "host", lambda f, s: seen.append(f))
     assert seen == sorted(seen) and seen[-1] == 1.0 and max(seen[:-1]) < 1.0
     assert 20 <= predictor.record.profiling_seconds <= 22 and predictor.record.probe["ms"] == 1.5
-    assert len(predictor.samples) == len(seen) - 1
+    assert len(sizes) == len(seen) - 1 and all(1 <= size <= 3 for size in sizes)  # a batch per call, at most
+    assert len(predictor.samples) == sum(sizes) and predictor.record.machine == "test CPU"
 
 
 @needs_sklearn

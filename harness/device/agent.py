@@ -24,8 +24,6 @@ from harness.measure.latency import LatencyPlan, time_inferences
 from harness.measure.rss import status_bytes
 from harness.runtimes.registry import RUNNERS, RunnerSpec, open_runner
 
-LAYER_WARMUP = 2  # profiled runs left out of the per-layer times
-
 
 def emit(event: str, **fields: Any) -> None:
     print(json.dumps({"event": event, **fields}), flush=True)
@@ -58,11 +56,11 @@ def run(args: argparse.Namespace) -> None:
             emit("scores", shape=list(scores.shape), top1=scores.reshape(len(scores), -1).argmax(axis=1).tolist(),
                  nonfinite=int(np.size(scores) - np.isfinite(scores).sum()))
     if args.layer_profile:  # last: the profiler's own memory stays out of the peak above
-        from harness.runtimes.onnxruntime.profile import layer_profile
+        from harness.runtimes.onnxruntime.profile import PROFILE_WARMUP, layer_profile
 
         feeds = {args.input_name: inputs[:1]} if args.input_name else inputs[:1]
-        events, graph = layer_profile(args.model, feeds, args.threads, args.layer_profile, LAYER_WARMUP)
-        emit("layers", events=events, graph=base64.b64encode(graph).decode(), warmup=LAYER_WARMUP)
+        events, graph = layer_profile(args.model, feeds, args.threads, args.layer_profile, PROFILE_WARMUP)
+        emit("layers", events=events, graph=base64.b64encode(graph).decode(), warmup=PROFILE_WARMUP)
     emit("done")
 
 

@@ -24,6 +24,7 @@ from onnxruntime.transformers.float16 import convert_float_to_float16
 
 from harness.optimize.passes import Int8, prepare_for_quantization
 from harness.project.host import microbenchmark
+from harness.runtimes.onnxruntime.profile import standard_normal
 
 BLOCKS = ("conv", "residual", "inverted", "squeeze_excite", "pool", "head")
 ACTIVATIONS = ("none", "Relu", "HardSwish")
@@ -105,8 +106,11 @@ def block_model(config: Config) -> bytes:
 
 def block_feeds(config: Config, seed: int = 0) -> dict[str, np.ndarray]:
     """A standard-normal input for the block (what the held-out evaluation feeds the networks too)."""
-    shape = [1, config["channels"], config["size"], config["size"]]
-    return {"x": np.random.default_rng(seed).standard_normal(shape).astype(np.float32)}
+    return {"x": standard_normal(block_shape(config), seed)}
+
+
+def block_shape(config: Config) -> list[int]:
+    return [1, config["channels"], config["size"], config["size"]]
 
 
 def _channels(rng: np.random.Generator, high: int = 1024) -> int:
@@ -170,7 +174,7 @@ def _float_block(config: Config) -> onnx.ModelProto:
     else:  # head, after a pointwise convolution
         flat = g.add("Flatten", [g.add("GlobalAveragePool", [g.add("Relu", [g.conv("x", c, c, 1)])])])
         y = g.gemm(g.act(g.gemm(flat, c, config["hidden"]), config["activation"]), config["hidden"], config["classes"])
-    inputs = [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, c, config["size"], config["size"]])]
+    inputs = [helper.make_tensor_value_info("x", TensorProto.FLOAT, block_shape(config))]
     g.nodes[-1].output[0] = "y"  # every block ends on the layer that made `y`
     return microbenchmark(g.nodes, inputs, helper.make_tensor_value_info("y", TensorProto.FLOAT, None), g.weights)
 

@@ -5,7 +5,6 @@ measurements of those models is a prediction, not a fit.
 """
 from __future__ import annotations
 
-import time
 from functools import cache
 
 import numpy as np
@@ -14,7 +13,7 @@ import onnxruntime as ort
 from onnx import TensorProto, helper
 
 from harness.project.roofline import Roofline
-from harness.runtimes.onnxruntime.runner import session_options
+from harness.runtimes.onnxruntime.profile import seconds_per_run
 
 GEMM = (256, 1024, 256)  # M x K x N: the size of a mid-network convolution as a GEMM at batch 1
 STREAM_ELEMENTS = 4 * 2**20  # 16 MB per float tensor: well beyond the last-level cache
@@ -33,20 +32,6 @@ def microbenchmark(nodes: list[onnx.NodeProto], inputs: list[onnx.ValueInfoProto
 
 def _model(nodes: list[onnx.NodeProto], inputs: list[onnx.ValueInfoProto], output: onnx.ValueInfoProto) -> bytes:
     return microbenchmark(nodes, inputs, output).SerializeToString()
-
-
-def seconds_per_run(model: bytes, feeds: dict[str, np.ndarray], threads: int, budget_s: float = 0.3) -> float:
-    """The median time of one run, after a warm-up, over about `budget_s` of runs."""
-    session = ort.InferenceSession(model, session_options(threads), providers=["CPUExecutionProvider"])
-    for _ in range(3):
-        session.run(None, feeds)
-    times: list[float] = []
-    deadline = time.perf_counter() + budget_s
-    while len(times) < 5 or time.perf_counter() < deadline:
-        started = time.perf_counter()
-        session.run(None, feeds)
-        times.append(time.perf_counter() - started)
-    return float(np.median(times))
 
 
 def _peak_ops(precision: str, threads: int) -> float:

@@ -21,7 +21,7 @@ import onnx
 import onnxruntime as ort
 
 from harness.errors import NcapError
-from harness.runtimes.onnxruntime.profile import layer_profile
+from harness.runtimes.onnxruntime.profile import layer_profile, standard_normal
 
 # One row of numbers per kernel, the regressors' input (log-scaled there): what decides a CPU kernel's time.
 FEATURES = ("macs", "input_elements", "output_elements", "weight_elements", "kernel_area", "stride", "groups",
@@ -145,7 +145,6 @@ def network_kernels(model: Path, threads: int) -> list[Kernel]:
 def standard_normal_feeds(model: Path, seed: int = 0) -> dict[str, np.ndarray]:
     """A seeded standard-normal batch-1 input for each of the model's float inputs (the blocks are timed on the
     same kind of input, so a network and its kernels see alike data)."""
-    rng = np.random.default_rng(seed)
     session = ort.InferenceSession(str(model), providers=["CPUExecutionProvider"])
-    return {i.name: rng.standard_normal([d if isinstance(d, int) else 1 for d in i.shape]).astype(np.float32)
+    return {i.name: standard_normal([d if isinstance(d, int) else 1 for d in i.shape], seed)
             for i in session.get_inputs()}

@@ -14,21 +14,24 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any, Protocol
 
 import numpy as np
+import onnx
 import onnxruntime as ort
 
-from harness.project.blocks import Config, block_feeds, block_model, perturb, sample_config
-from harness.project.host import seconds_per_run
-from harness.project.kernels import profile_model
+from harness.device.remote import AgentSession, profile_blocks_on_device
+from harness.project.blocks import Config, block_feeds, block_model, block_shape, perturb, sample_config
+from harness.project.kernels import kernels_from_profile
 from harness.project.predictor import Predictor, PredictorRecord, Sample
+from harness.runtimes.onnxruntime.profile import PROFILE_WARMUP, seconds_per_run, time_and_profile
 
 PRECISIONS = ("fp32", "fp16", "int8")
 EXPLORE_SHARE = 0.4  # of the budget on random blocks before the first refit: every kernel type gets samples
 ROUND_SHARE = 0.1  # of the budget per adaptive round
 EXPLORE_IN_ROUND = 0.25  # of each round's blocks still random, so no region is left unsampled
 TARGET = 0.10  # a kernel sample predicted further off than this (cross-validated) is a region to sample more
-WALL_S, PROFILE_S, PROBE_S = 0.05, 0.08, 1.0  # seconds of timing per block, wall and profiled; the probe's
+PROBE_S = 1.0  # seconds of timing of the probe
 # The drift reference: a mid-network convolution, timed at the end of the fit and beside every held-out network
 PROBE: Config = {"block": "conv", "precision": "fp32", "channels": 64, "out_channels": 64, "size": 32, "kernel": 3,
                  "stride": 1, "depthwise": False, "activation": "Relu"}
@@ -42,23 +45,59 @@ class Plan:
     seed: int = 0
 
 
-def time_block(config: Config, threads: int) -> Sample:
-    """One block's unprofiled wall time and its kernels' profiled times."""
-    model, feeds = block_model(config), block_feeds(config)
-    wall_s = seconds_per_run(model, feeds, threads, WALL_S)
-    runs = int(np.clip(PROFILE_S / max(wall_s, 1e-6), 5, 50))
-    return Sample(config, wall_s * 1e3, profile_model(model, feeds, threads, runs=runs))
+class Bench(Protocol):
+    """Where blocks are timed: this machine (HostBench) or a board (DeviceBench)."""
+
+    machine: str
+    runtime: str
+    batch: int  # blocks timed per call: one here, a shipment on a board
+
+    def time(self, configs: list[Config], threads: int) -> list[Sample]: ...
+
+    def probe_ms(self, threads: int) -> float:
+        """The drift reference's median time now."""
+        ...
 
 
-def probe_ms(threads: int, budget_s: float = PROBE_S) -> float:
-    """The drift reference's median time now."""
-    return seconds_per_run(block_model(PROBE), block_feeds(PROBE), threads, budget_s) * 1e3
+class HostBench:
+    batch = 1
+
+    def __init__(self) -> None:
+        self.machine, self.runtime = _machine(), f"onnxruntime {ort.__version__}"
+
+    def time(self, configs: list[Config], threads: int) -> list[Sample]:
+        return [block_sample(c, *time_and_profile(block_model(c), block_feeds(c), threads)) for c in configs]
+
+    def probe_ms(self, threads: int) -> float:
+        return seconds_per_run(block_model(PROBE), block_feeds(PROBE), threads, PROBE_S) * 1e3
 
 
-def profile_platform(plan: Plan, platform: str = "host",
+class DeviceBench:
+    """The same blocks timed and profiled on a board, shipped a batch at a time through one connection."""
+
+    batch = 16
+
+    def __init__(self, agent: AgentSession) -> None:
+        self.agent, self.machine, self.runtime = agent, f"the board {agent.address}", "onnxruntime on the board"
+
+    def time(self, configs: list[Config], threads: int) -> list[Sample]:
+        results = profile_blocks_on_device(self.agent, [(block_model(c), block_shape(c)) for c in configs], threads)
+        return [block_sample(config, *result) for config, result in zip(configs, results, strict=True)]
+
+    def probe_ms(self, threads: int) -> float:
+        return self.time([PROBE], threads)[0].wall_ms or float("nan")
+
+
+def block_sample(config: Config, wall_s: float, events: list[dict[str, Any]], graph: bytes) -> Sample:
+    """A block's sample from its wall time and its per-layer profile (`time_and_profile`'s result)."""
+    kernels = kernels_from_profile(onnx.load_from_string(graph).graph, events, skip_runs=PROFILE_WARMUP)
+    return Sample(config, wall_s * 1e3, kernels)
+
+
+def profile_platform(plan: Plan, bench: Bench, platform: str = "host",
                      progress: Callable[[float, str], None] | None = None) -> Predictor:
-    """Run the plan to its budget and return the fitted predictor (`progress` gets the share of the budget
-    spent and a line of status as it goes)."""
+    """Run the plan on `bench` to its budget and return the fitted predictor (`progress` gets the share of the
+    budget spent and a line of status as it goes)."""
     report = progress or _bar
     rng = np.random.default_rng(plan.seed)
     started = time.monotonic()
@@ -72,13 +111,14 @@ def profile_platform(plan: Plan, platform: str = "host",
     while spent() < plan.budget_s:
         if not queue:
             if spent() < EXPLORE_SHARE * plan.budget_s:
-                queue = [sample_config(rng, str(rng.choice(plan.precisions)))]
+                queue = [sample_config(rng, str(rng.choice(plan.precisions))) for _ in range(bench.batch)]
             else:
                 queue, status = _adaptive_round(samples, plan, rng, spent())
-        samples.append(time_block(queue.pop(0), plan.threads))
+        samples += bench.time(queue[:bench.batch], plan.threads)
+        queue = queue[bench.batch:]
         report(min(0.99, spent() / plan.budget_s), f"{len(samples)} blocks; {status}")
-    probe = {"block": PROBE, "ms": probe_ms(plan.threads)}
-    record = PredictorRecord(platform, _machine(), f"onnxruntime {ort.__version__}", plan.threads,
+    probe = {"block": PROBE, "ms": bench.probe_ms(plan.threads)}
+    record = PredictorRecord(platform, bench.machine, bench.runtime, plan.threads,
                              datetime.now(UTC).isoformat(timespec="seconds"), round(spent(), 1), probe)
     report(1.0, f"{len(samples)} blocks in {spent() / 60:.1f} min")
     return Predictor(record, samples)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +17,38 @@ from harness.errors import NcapError
 from harness.runtimes.onnxruntime.runner import session_options
 
 KEPT_ARGS = ("op_name", "input_type_shape", "output_type_shape")  # what a kernel's features need; the rest is bulk
+WALL_S, PROFILE_S = 0.05, 0.08  # seconds of timing per block: unprofiled wall time, then the profiled runs
+PROFILE_WARMUP = 2  # profiled runs left out of the per-layer times
+
+
+def standard_normal(shape: list[int], seed: int = 0) -> np.ndarray:
+    """A seeded standard-normal float32 input: what blocks and networks are timed on, on the host and on a board."""
+    return np.random.default_rng(seed).standard_normal(shape).astype(np.float32)
+
+
+def seconds_per_run(model: Path | bytes, feeds: dict[str, np.ndarray], threads: int, budget_s: float = 0.3) -> float:
+    """The median time of one run, after a warm-up, over about `budget_s` of runs."""
+    source = str(model) if isinstance(model, Path) else model
+    session = ort.InferenceSession(source, session_options(threads), providers=["CPUExecutionProvider"])
+    for _ in range(3):
+        session.run(None, feeds)
+    times: list[float] = []
+    deadline = time.perf_counter() + budget_s
+    while len(times) < 5 or time.perf_counter() < deadline:
+        started = time.perf_counter()
+        session.run(None, feeds)
+        times.append(time.perf_counter() - started)
+    return float(np.median(times))
+
+
+def time_and_profile(model: Path | bytes, feeds: dict[str, np.ndarray],
+                     threads: int) -> tuple[float, list[dict[str, Any]], bytes]:
+    """A latency predictor's sample of one model: its unprofiled wall time (s), then its per-layer profile over
+    enough runs for about PROFILE_S (5 to 50), as `layer_profile` gives it; its first PROFILE_WARMUP runs are
+    the warm-up. The same on the host and, through the device profiler, on a board."""
+    wall_s = seconds_per_run(model, feeds, threads, WALL_S)
+    runs = int(np.clip(PROFILE_S / max(wall_s, 1e-6), 5, 50))
+    return (wall_s, *layer_profile(model, feeds, threads, runs, PROFILE_WARMUP))
 
 
 def layer_profile(model: Path | bytes, feeds: dict[str, np.ndarray] | np.ndarray, threads: int, runs: int,
