@@ -73,6 +73,16 @@ def test_fused_conv_relu_is_one_kernel_with_the_conv_features(tmp_path):
     assert conv.microseconds is not None
 
 
+@needs_sklearn
+def test_a_predictor_from_a_machine_without_nchwc_lists_kernels_as_that_machine_fuses(tmp_path):
+    """The synthetic predictor never saw an NCHWc kernel (a board without AVX2): the host lists the network's
+    kernels without its NCHWc layout transformer, so no kernel type is one the predictor cannot know."""
+    predictor = synthetic_predictor()
+    assert predictor.disabled_optimizers() == ("NchwcTransformer",)
+    kernels = validate.network_kernels(conv_relu(tmp_path / "conv_relu.onnx"), 1, predictor.disabled_optimizers())
+    assert [k.kind for k in kernels] == ["microsoft.FusedConv:float"]
+
+
 def test_features_come_from_the_profile_and_the_graph_after_the_warm_up():
     """A QLinearConv's prepacked weight is missing from the profile: its shape comes from the graph."""
     weight = numpy_helper.from_array(np.zeros((16, 4, 3, 3), np.int8), "w")
@@ -191,7 +201,7 @@ def test_host_check_brings_the_truth_back_to_the_fit_speed(tmp_path, monkeypatch
     """The machine is 10 % slower than at the fit (the probe says so): a prediction of the fit-time truth is exact."""
     model = tiny_classifier(tmp_path / "tiny.onnx")
     predictor = synthetic_predictor()  # its probe took 1.0 ms at the fit
-    fit_ms = predictor.predict(validate.network_kernels(model, 1)).ms
+    fit_ms = predictor.predict(validate.network_kernels(model, 1, predictor.disabled_optimizers())).ms
     monkeypatch.setattr(validate, "time_alternating", lambda first, second, inputs, plan: (
         np.full(300, fit_ms * 1.1), np.full(300, 1.1)))
     check = validate.check_on_host(model, "fp32", 1, predictor=predictor)

@@ -46,9 +46,9 @@ class Kernel:
 
 
 def profile_model(model: Path | bytes, feeds: dict[str, np.ndarray], threads: int, runs: int = 3,
-                  warmup: int = 2) -> list[Kernel]:
+                  warmup: int = 2, disabled_optimizers: tuple[str, ...] = ()) -> list[Kernel]:
     """Run the model `runs` times under ONNX Runtime's profiler and return its kernels with their mean times."""
-    events, graph = layer_profile(model, feeds, threads, runs, warmup)
+    events, graph = layer_profile(model, feeds, threads, runs, warmup, disabled_optimizers)
     return kernels_from_profile(onnx.load_from_string(graph).graph, events, skip_runs=warmup)
 
 
@@ -70,16 +70,25 @@ def kernels_from_profile(graph: onnx.GraphProto, events: list[dict[str, Any]], s
             run += 1  # the first node of the graph starts a run
         if run >= skip_runs:
             times[name].append(float(event["dur"]))
-    if shapes and not any(name in nodes for name in shapes):
+    # a node the saved graph leaves unnamed (the session names it when it loads) is the next unnamed one of its op
+    unnamed: dict[str, list[onnx.NodeProto]] = defaultdict(list)
+    for node in graph.node:
+        if node.name not in shapes:
+            unnamed[node.op_type].append(node)
+    known = {name: nodes.get(name) if name in nodes else _next(unnamed[args.get("op_name", "?")], name, args)
+             for name, args in shapes.items()}
+    if shapes and not any(node.input for node in known.values()):
         raise NcapError("the profile names none of the optimised graph's nodes; profile and graph must come from "
                         "the same session")
-    # a node the session made after saving the graph (a function such as HardSwish inlined into its body) is
-    # known by the profile's op name and shapes alone
-    known = {name: nodes.get(name) or onnx.helper.make_node(args.get("op_name", "?"), [], [], name=name)
-             for name, args in shapes.items()}
     return [Kernel(name, _kind(known[name], args), _features(known[name], args, weights),
                    _trimmed_mean(times[name]) if times[name] else None)
             for name, args in shapes.items()]
+
+
+def _next(candidates: list[onnx.NodeProto], name: str, args: dict[str, Any]) -> onnx.NodeProto:
+    """The first of `candidates`, taken; where there is none (a function such as HardSwish the session inlined
+    after saving the graph), a stand-in known by the profile's op name and shapes alone."""
+    return candidates.pop(0) if candidates else onnx.helper.make_node(args.get("op_name", "?"), [], [], name=name)
 
 
 def _kind(node: onnx.NodeProto, args: dict[str, Any]) -> str:
@@ -136,10 +145,12 @@ def _trimmed_mean(values: list[float]) -> float:
     return float(np.mean(kept))
 
 
-def network_kernels(model: Path, threads: int) -> list[Kernel]:
-    """The kernels ONNX Runtime runs for `model` at batch 1 (one profiled run: their shapes, not their times)."""
-    feeds = standard_normal_feeds(model)
-    return [Kernel(k.name, k.kind, k.features) for k in profile_model(model, feeds, threads, runs=1, warmup=0)]
+def network_kernels(model: Path, threads: int, disabled_optimizers: tuple[str, ...] = ()) -> list[Kernel]:
+    """The kernels ONNX Runtime runs for `model` at batch 1 (one profiled run: their shapes, not their times),
+    without the graph transformers in `disabled_optimizers` (those the predictor's machine lacks)."""
+    kernels = profile_model(model, standard_normal_feeds(model), threads, runs=1, warmup=0,
+                            disabled_optimizers=disabled_optimizers)
+    return [Kernel(k.name, k.kind, k.features) for k in kernels]
 
 
 def standard_normal_feeds(model: Path, seed: int = 0) -> dict[str, np.ndarray]:

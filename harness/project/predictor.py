@@ -89,6 +89,12 @@ class Predictor:
             total += float(np.expm1(forest.predict(_x(kind_rows))).clip(min=0).sum())
         return Prediction(total / 1e3, len(kernels), unknown)
 
+    def disabled_optimizers(self) -> tuple[str, ...]:
+        """The host's graph transformers to leave out when listing a network's kernels for this predictor: NCHWc
+        exists on x86 with AVX2 only, so a predictor fitted on a board without it (an Arm SoC) never saw
+        its kernels, and the board's runtime fuses without it."""
+        return () if any(kind.startswith("nchwc.") for kind in self.by_kind) else ("NchwcTransformer",)
+
     def cross_validated_errors(self, kind: str, folds: int = 5) -> np.ndarray:
         """Each sample's relative error of `kind` when predicted by a forest fitted without it (k-fold)."""
         from sklearn.ensemble import RandomForestRegressor

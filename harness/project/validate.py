@@ -52,7 +52,7 @@ def check_on_host(model: Path, precision: str, threads: int, plan: LatencyPlan =
         with OnnxRuntimeRunner(model, threads=threads) as runner:
             measured = float(np.median(time_inferences(runner, inputs, plan).samples_ms))
         return HostCheck(projected, measured)
-    prediction = predictor.predict(network_kernels(model, threads))
+    prediction = predictor.predict(network_kernels(model, threads, predictor.disabled_optimizers()))
     with tempfile.TemporaryDirectory(prefix="ncap-probe-") as scratch:
         probe = Path(scratch) / "probe.onnx"
         probe.write_bytes(block_model(PROBE))

@@ -57,7 +57,8 @@ class ProjectionSource:
         could (a calibrated chip) and only once its held-out error is measured: its error is recorded, and never
         loosens a verdict."""
         prediction = self.run.once(("prediction", cell.id), lambda: predictor.predict(
-            network_kernels(self.run.artifact(cell).card.onnx, predictor.record.threads)))
+            network_kernels(self.run.artifact(cell).card.onnx, predictor.record.threads,
+                            predictor.disabled_optimizers())))
         record = predictor.record
         unknown = (f"; {len(prediction.unknown_kinds)} kernel type(s) it has too few samples of "
                    f"({', '.join(prediction.unknown_kinds)}) predicted by its pooled regressor"

@@ -52,9 +52,10 @@ def time_and_profile(model: Path | bytes, feeds: dict[str, np.ndarray],
 
 
 def layer_profile(model: Path | bytes, feeds: dict[str, np.ndarray] | np.ndarray, threads: int, runs: int,
-                  warmup: int) -> tuple[list[dict[str, Any]], bytes]:
+                  warmup: int, disabled_optimizers: tuple[str, ...] = ()) -> tuple[list[dict[str, Any]], bytes]:
     """Run the model `warmup` + `runs` times under the profiler on `feeds` (an array goes to its first input):
-    (the kernels' events in order, every run's, the warm-up's first; the optimised graph as ONNX bytes)."""
+    (the kernels' events in order, every run's, the warm-up's first; the optimised graph as ONNX bytes).
+    `disabled_optimizers` leaves out graph transformers another machine's runtime does not have."""
     with tempfile.TemporaryDirectory(prefix="ncap-profile-") as scratch:
         options = session_options(threads)
         options.enable_profiling = True
@@ -62,7 +63,8 @@ def layer_profile(model: Path | bytes, feeds: dict[str, np.ndarray] | np.ndarray
         options.optimized_model_filepath = str(Path(scratch) / "optimized.onnx")
         try:
             session = ort.InferenceSession(str(model) if isinstance(model, Path) else model, options,
-                                           providers=["CPUExecutionProvider"])
+                                           providers=["CPUExecutionProvider"],
+                                           disabled_optimizers=list(disabled_optimizers))
         except Exception as exc:  # ORT raises several unrelated types for an unreadable model
             detail = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
             raise NcapError(f"ONNX Runtime cannot load {getattr(model, 'name', 'the model')}: {detail}") from exc
