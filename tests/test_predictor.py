@@ -156,7 +156,7 @@ def test_every_block_builds_at_every_precision_and_onnx_runtime_runs_it():
 
 @needs_sklearn
 def test_the_adaptive_round_samples_near_the_blocks_predicted_worst(monkeypatch):
-    """Conv kernels whose time is noise and Relu kernels of one constant time: the round perturbs conv blocks."""
+    """Conv kernels whose time is noise and Relu kernels of one constant rate: the round perturbs conv blocks."""
     rng = np.random.default_rng(1)
     samples = []
     for i in range(40):
@@ -165,7 +165,7 @@ def test_the_adaptive_round_samples_near_the_blocks_predicted_worst(monkeypatch)
                  "stride": 1, "depthwise": False, "activation": "Relu"}
         samples.append(Sample(block, None, [kernel("Conv:float", macs, float(rng.uniform(1, 1000)))]))
         samples.append(Sample({"block": "pool", "precision": "fp32", "channels": 16, "size": 8, "pool": "MaxPool",
-                               "kernel": 2}, None, [kernel("Relu:float", macs, 5.0)]))
+                               "kernel": 2}, None, [kernel("Relu:float", macs, macs / 1000)]))
     configs, status = profiling._adaptive_round(samples, profiling.Plan(budget_s=100), rng, spent_s=8.0)
     random_count = int(len(configs) * profiling.EXPLORE_IN_ROUND)
     assert len(configs) == 100 and "Conv:float" in status  # 10 % of the budget at 0.1 s per block

@@ -28,7 +28,8 @@ from harness.runtimes.onnxruntime.profile import standard_normal
 
 BLOCKS = ("conv", "residual", "inverted", "squeeze_excite", "pool", "head")
 ACTIVATIONS = ("none", "Relu", "HardSwish")
-MAX_MACS = 100e6  # a DMS network's largest layer at its input size is far below; larger blocks only cost time
+MAX_MACS = 200e6  # a block's cap: larger ones only cost profiling time, their rate per MAC is that of these
+MAX_SIZE = 320  # feature maps up to a 640x640 detector's after its stem
 CALIBRATION_BATCHES = 4
 
 Config = dict[str, Any]
@@ -39,7 +40,7 @@ def sample_config(rng: np.random.Generator, precision: str, block: str | None = 
     block = block or str(rng.choice(BLOCKS))
     while True:
         config: Config = {"block": block, "precision": precision, "channels": _channels(rng),
-                          "size": int(round(math.exp(rng.uniform(math.log(2), math.log(128)))))}
+                          "size": int(round(math.exp(rng.uniform(math.log(2), math.log(MAX_SIZE)))))}
         if block == "conv":
             depthwise = bool(rng.random() < 0.3)
             kernel = rng.choice([3, 5]) if depthwise else rng.choice([1, 3, 5, 7], p=[.4, .45, .1, .05])

@@ -2,10 +2,11 @@
 kernels plus the runtime's measured per-call and per-kernel overhead (after nn-Meter, MobiSys'21).
 
 The regressor is scikit-learn's RandomForestRegressor on the log of each kernel's features, predicting the log
-of its time: nn-Meter's choice for the same problem; it needs no feature scaling, fits a few hundred samples in
-a fraction of a second, and follows the steps in a CPU kernel's time (a change of GEMM blocking at some
-channel count) that a smooth model averages away. Its fault is that it cannot extrapolate, so the profiling
-plan samples the whole range of configurations (harness.project.blocks).
+of its time per unit of work (see `_y`): nn-Meter's choice for the same problem. It needs no feature scaling,
+fits a few thousand samples in a second, and follows the steps in a CPU kernel's time (a change of GEMM
+blocking at some channel count) that a smooth model averages away. Its fault is that it cannot extrapolate:
+the profiling plan samples the whole range of configurations (harness.project.blocks), and the target levels
+off for kernels larger than any sampled.
 
 The predictor file is JSON: the timed samples and the record of their fit, never a pickle (loading a pickle a
 user was given runs its code). The forests are refitted on load, with a fixed seed, in about a second.
@@ -30,6 +31,7 @@ from harness.project.kernels import FEATURES, Kernel
 FORMAT = "dms-ncap kernel predictor 1"
 MIN_SAMPLES = 5  # a kernel type with fewer is predicted by the pooled regressor over all types
 FOREST = {"n_estimators": 100, "random_state": 0, "n_jobs": 1}
+MIN_US = 0.1  # the profile counts whole microseconds: a kernel timed at 0 took less than 1
 CV_TREES = 30  # the adaptive plan's cross-validation only ranks regions: a smaller forest is enough
 
 
@@ -86,7 +88,7 @@ class Predictor:
             rows[kernel.kind if kernel.kind in self._forests else ""].append(kernel.row())
         for kind, kind_rows in rows.items():
             forest = self._forests.get(kind, self._pooled)
-            total += float(np.expm1(forest.predict(_x(kind_rows))).clip(min=0).sum())
+            total += float(_microseconds(kind_rows, forest.predict(_x(kind_rows))).sum())
         return Prediction(total / 1e3, len(kernels), unknown)
 
     def disabled_optimizers(self) -> tuple[str, ...]:
@@ -103,10 +105,11 @@ class Predictor:
         kernels = self.by_kind[kind]
         if len(kernels) < max(folds, MIN_SAMPLES):
             return np.full(len(kernels), np.inf)  # too few to say: the plan samples more of it
-        x, y = _x([k.row() for k in kernels]), _y(kernels)
+        rows = [k.row() for k in kernels]
+        x, y = _x(rows), _y(kernels)
         predicted = cross_val_predict(RandomForestRegressor(**FOREST | {"n_estimators": CV_TREES}), x, y,
                                       cv=KFold(folds, shuffle=True, random_state=0))
-        return np.expm1(predicted) / np.expm1(y).clip(min=1e-3) - 1
+        return _microseconds(rows, predicted) / _microseconds(rows, y) - 1
 
     def describe(self) -> str:
         """The predictor as a projection's method names it: which, fitted when, and its measured error."""
@@ -207,7 +210,23 @@ def _x(rows: list[list[float]]) -> np.ndarray:
 
 
 def _y(kernels: list[Kernel]) -> np.ndarray:
-    return np.log1p(np.asarray([k.microseconds for k in kernels], dtype=np.float64))
+    """The regressors' target: the log of the time per unit of work. A forest cannot extrapolate, and time per
+    unit of work levels off for large kernels (the hardware's throughput), so a kernel larger than any sampled
+    is predicted at the largest sampled kernels' rate, not at their time."""
+    times = np.asarray([k.microseconds for k in kernels], dtype=np.float64).clip(min=MIN_US)
+    return np.log(times / _work([k.row() for k in kernels]))
+
+
+def _microseconds(rows: list[list[float]], target: np.ndarray) -> np.ndarray:
+    return np.exp(target) * _work(rows)
+
+
+def _work(rows: list[list[float]]) -> np.ndarray:
+    """A kernel's work: its multiply-accumulates, or the elements it reads and writes where those are more."""
+    table = np.asarray(rows, dtype=np.float64)
+    column = {name: table[:, index] for index, name in enumerate(FEATURES)}
+    return np.maximum.reduce([column["macs"], column["input_elements"] + column["output_elements"],
+                              np.ones(len(table))])
 
 
 def _forest(kernels: list[Kernel]) -> Any:
