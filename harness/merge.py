@@ -161,7 +161,7 @@ def main(argv: list[str] | None = None) -> int:
 def _profile(args: argparse.Namespace) -> int:
     from harness.device.address import DeviceAddress
     from harness.device.remote import AgentSession
-    from harness.project.predictor import predictor_path
+    from harness.project.predictor import keep_board_samples, predictor_path
     from harness.project.profiling import DeviceBench, HostBench, Plan, profile_platform
 
     try:
@@ -177,6 +177,7 @@ def _profile(args: argparse.Namespace) -> int:
         print(f"ncap profile: {exc}", file=sys.stderr)
         return outcome.EXIT_BAD_INPUT
     out = args.out or predictor_path(args.platform)
+    predictor = keep_board_samples(predictor, out)
     predictor.save(out)
     print(f"ncap profile: {predictor.describe()}; written to {out}")
     return 0

@@ -19,7 +19,8 @@ from harness.errors import NcapError
 from harness.measure.latency import LatencyPlan
 from harness.merge import main as ncap_main
 from harness.platform import Runtime
-from harness.project.predictor import load_predictor, predictor_path
+from harness.project.kernels import FEATURES, Kernel
+from harness.project.predictor import PredictorRecord, Sample, add_samples, load_predictor, predictor_path
 
 pytestmark = pytest.mark.skipif(not os.path.exists(SSHD), reason="no OpenSSH server here: apt install openssh-server")
 
@@ -172,9 +173,14 @@ def test_a_board_lost_mid_run_errors_and_keeps_the_samples(pytester, board, tiny
 @pytest.mark.skipif(find_spec("sklearn") is None, reason="the predictor's regressors need scikit-learn: .[predict]")
 def test_the_profiling_plan_runs_on_the_board(board, tmp_path, capsys):
     out = tmp_path / "board.json"
+    conv = Kernel("conv", "Conv:float", dict.fromkeys(FEATURES, 1.0), 5.0)
+    earlier = Sample({"network": "tiny-fp32-imx8"}, 1.0, [conv])  # a compliance run on the board added it
+    add_samples(out, [earlier], PredictorRecord("imx8", "board", "onnxruntime", 1, "then", 0.0, {}), "tiny-fp32-imx8")
     assert ncap_main(["profile", "--device", board.address(), "--minutes", "0.05", "--platform", "imx8",
                       "--out", str(out)]) == 0
     predictor = load_predictor(out)
     assert predictor.record.platform == "imx8" and str(board.port) in predictor.record.machine
     assert predictor.samples and all(s.wall_ms > 0 and s.kernels for s in predictor.samples)
     assert predictor.record.probe["ms"] > 0 and f"written to {out}" in capsys.readouterr().out
+    # the new plan replaced the blocks and kept what a compliance run on the board had added
+    assert earlier in predictor.samples and [u["what"] for u in predictor.record.updates] == ["tiny-fp32-imx8"]

@@ -146,17 +146,19 @@ class Predictor:
 
 def load_predictor(path: Path) -> Predictor:
     """The predictor in the file at `path`; a file that is not one fails with one line naming it."""
-    document = _read(path)
-    try:
-        record = PredictorRecord(**document["record"])
-        samples = [Sample(s["block"], s["wall_ms"],
-                          [Kernel(name, kind, dict(zip(FEATURES, row, strict=True)), us)
-                           for name, kind, row, us in s["kernels"]])
-                   for s in document["samples"]]
-    except (ValueError, KeyError, TypeError, AttributeError) as exc:
-        raise NcapError(f"{path} is not a readable latency predictor ({type(exc).__name__}: "
-                        f"{str(exc)[:160]}); fit it again with `ncap profile`") from exc
+    record, samples = _parsed(path)
     return Predictor(record, samples)
+
+
+def keep_board_samples(predictor: Predictor, path: Path) -> Predictor:
+    """`predictor` with the per-layer samples that board runs added to the file at `path`: a new profiling plan
+    replaces the blocks, not what compliance runs measured."""
+    if not path.is_file():
+        return predictor
+    record, samples = _parsed(path)
+    networks = [sample for sample in samples if "network" in sample.block]
+    predictor.record.updates = record.updates + predictor.record.updates
+    return Predictor(predictor.record, predictor.samples + networks) if networks else predictor
 
 
 def add_samples(path: Path, samples: list[Sample], record: PredictorRecord, what: str) -> None:
@@ -177,6 +179,20 @@ def add_samples(path: Path, samples: list[Sample], record: PredictorRecord, what
 def predictor_path(platform: str) -> Path:
     """Where a platform's predictor lives: one file per platform under the cache."""
     return cache.cache_root() / "predictors" / f"{platform}.json"
+
+
+def _parsed(path: Path) -> tuple[PredictorRecord, list[Sample]]:
+    document = _read(path)
+    try:
+        record = PredictorRecord(**document["record"])
+        samples = [Sample(s["block"], s["wall_ms"],
+                          [Kernel(name, kind, dict(zip(FEATURES, row, strict=True)), us)
+                           for name, kind, row, us in s["kernels"]])
+                   for s in document["samples"]]
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise NcapError(f"{path} is not a readable latency predictor ({type(exc).__name__}: "
+                        f"{str(exc)[:160]}); fit it again with `ncap profile`") from exc
+    return record, samples
 
 
 def _read(path: Path) -> dict[str, Any]:
