@@ -3,7 +3,7 @@ scenario.yaml, and the ground truth as labels.csv or as OpenLABEL actions (the `
 Monitoring Dataset writes them). An example of the format, and the input of a run that plays a recording:
 
     python benchmarks/scenario_recording.py OUT [--state long_distraction] [--index 0] [--annotations csv|openlabel]
-    pytest -m ncap suites/test_scenarios.py --ncap-scenario-recording OUT
+    pytest -m scenario suites/test_scenarios.py --ncap-scenario-recording OUT
 """
 from __future__ import annotations
 

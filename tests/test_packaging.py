@@ -30,6 +30,13 @@ def test_every_harness_package_ships_in_a_non_editable_install():
     assert on_disk - listed == set(), "add these to [tool.setuptools] packages in pyproject.toml"
 
 
+def test_test_files_have_unique_names_across_the_testpaths():
+    """suites/ and tests/ are rootless folders: pytest refuses two test files of one name in them (`pytest -m ncap`
+    collects both, and stopped at collection when tests/ had a test_scenarios.py beside the suite's)."""
+    names = [path.name for folder in ("suites", "tests") for path in (ROOT / folder).rglob("test_*.py")]
+    assert sorted({name for name in names if names.count(name) > 1}) == []
+
+
 @pytest.mark.parametrize("example", sorted((ROOT / "docs" / "ci").glob("*.yml")), ids=lambda p: p.name)
 def test_ci_examples_let_the_verdict_fail_the_pipeline(example):
     """No `|| true` (or `; true`, `set +e`) hides an exit code, and the shards and report are kept on failure."""
