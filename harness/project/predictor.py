@@ -69,14 +69,10 @@ class Predictor:
         if not samples:
             raise NcapError("a predictor needs timed samples; the profiling plan produced none")
         self.record, self.samples = record, samples
-        by_kind: dict[str, list[Kernel]] = defaultdict(list)
-        for sample in samples:
-            for kernel in sample.kernels:
-                if kernel.microseconds is not None:
-                    by_kind[kernel.kind].append(kernel)
-        self.by_kind = dict(by_kind)
-        self._forests = {kind: _forest(kernels) for kind, kernels in by_kind.items() if len(kernels) >= MIN_SAMPLES}
-        self._pooled = _forest([k for kernels in by_kind.values() for k in kernels])
+        self.by_kind = timed_by_kind(samples)
+        self._forests = {kind: _forest(kernels) for kind, kernels in self.by_kind.items()
+                         if len(kernels) >= MIN_SAMPLES}
+        self._pooled = _forest([k for kernels in self.by_kind.values() for k in kernels])
         self.overhead_us, self.per_kernel_us = self._overhead()
 
     def predict(self, kernels: list[Kernel]) -> Prediction:
@@ -96,20 +92,6 @@ class Predictor:
         exists on x86 with AVX2 only, so a predictor fitted on a board without it (an Arm SoC) never saw
         its kernels, and the board's runtime fuses without it."""
         return () if any(kind.startswith("nchwc.") for kind in self.by_kind) else ("NchwcTransformer",)
-
-    def cross_validated_errors(self, kind: str, folds: int = 5) -> np.ndarray:
-        """Each sample's relative error of `kind` when predicted by a forest fitted without it (k-fold)."""
-        from sklearn.ensemble import RandomForestRegressor
-        from sklearn.model_selection import KFold, cross_val_predict
-
-        kernels = self.by_kind[kind]
-        if len(kernels) < max(folds, MIN_SAMPLES):
-            return np.full(len(kernels), np.inf)  # too few to say: the plan samples more of it
-        rows = [k.row() for k in kernels]
-        x, y = _x(rows), _y(kernels)
-        predicted = cross_val_predict(RandomForestRegressor(**FOREST | {"n_estimators": CV_TREES}), x, y,
-                                      cv=KFold(folds, shuffle=True, random_state=0))
-        return _microseconds(rows, predicted) / _microseconds(rows, y) - 1
 
     def describe(self) -> str:
         """The predictor as a projection's method names it: which, fitted when, and its measured error."""
@@ -142,6 +124,31 @@ class Predictor:
         if per_kernel < 0:
             return max(0.0, float(np.mean(rest))), 0.0
         return max(0.0, float(call)), float(per_kernel)
+
+
+def timed_by_kind(samples: list[Sample]) -> dict[str, list[Kernel]]:
+    """The timed kernels of the samples by kernel type, in the samples' order."""
+    by_kind: dict[str, list[Kernel]] = defaultdict(list)
+    for sample in samples:
+        for kernel in sample.kernels:
+            if kernel.microseconds is not None:
+                by_kind[kernel.kind].append(kernel)
+    return dict(by_kind)
+
+
+def cross_validated_errors(kernels: list[Kernel], folds: int = 5) -> np.ndarray:
+    """Each kernel's relative error when predicted by a forest fitted without it (k-fold), as the adaptive plan
+    ranks regions; infinite where there are too few kernels to say."""
+    from sklearn.ensemble import RandomForestRegressor
+    from sklearn.model_selection import KFold, cross_val_predict
+
+    if len(kernels) < max(folds, MIN_SAMPLES):
+        return np.full(len(kernels), np.inf)
+    rows = [k.row() for k in kernels]
+    x, y = _x(rows), _y(kernels)
+    predicted = cross_val_predict(RandomForestRegressor(**FOREST | {"n_estimators": CV_TREES}), x, y,
+                                  cv=KFold(folds, shuffle=True, random_state=0))
+    return _microseconds(rows, predicted) / _microseconds(rows, y) - 1
 
 
 def load_predictor(path: Path) -> Predictor:

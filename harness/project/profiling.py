@@ -23,7 +23,7 @@ import onnxruntime as ort
 from harness.device.remote import AgentSession, profile_blocks_on_device
 from harness.project.blocks import Config, block_feeds, block_model, block_shape, perturb, sample_config
 from harness.project.kernels import kernels_from_profile
-from harness.project.predictor import Predictor, PredictorRecord, Sample
+from harness.project.predictor import Predictor, PredictorRecord, Sample, cross_validated_errors, timed_by_kind
 from harness.runtimes.onnxruntime.profile import PROFILE_WARMUP, seconds_per_run, time_and_profile
 
 PRECISIONS = ("fp32", "fp16", "int8")
@@ -128,7 +128,6 @@ def _adaptive_round(samples: list[Sample], plan: Plan, rng: np.random.Generator,
                     spent_s: float) -> tuple[list[Config], str]:
     """The next round's blocks: neighbours of the blocks whose kernels the current fit predicts worst, each
     kernel type weighted by its share of samples off target and of the time, plus some random ones."""
-    predictor = Predictor(PredictorRecord("", "", "", plan.threads, "", spent_s, {}), samples)
     per_block_s = spent_s / len(samples)
     count = max(4, int(ROUND_SHARE * plan.budget_s / per_block_s))
     owners: dict[str, list[int]] = {}
@@ -138,8 +137,8 @@ def _adaptive_round(samples: list[Sample], plan: Plan, rng: np.random.Generator,
                 owners.setdefault(kernel.kind, []).append(index)
     total_us = sum(k.microseconds or 0.0 for s in samples for k in s.kernels)
     weights, worst = {}, {}
-    for kind, kernels in predictor.by_kind.items():
-        errors = np.abs(predictor.cross_validated_errors(kind))
+    for kind, kernels in timed_by_kind(samples).items():
+        errors = np.abs(cross_validated_errors(kernels))
         off = errors > TARGET
         time_share = sum(k.microseconds or 0.0 for k in kernels) / max(total_us, 1e-9)
         weights[kind] = float(off.mean()) * time_share ** 0.5
