@@ -35,18 +35,18 @@ def cached_cells(root: Path) -> list[tuple[str, str, str, Path]]:
     steps starts at a cached trained model; the recipe is the chain's pass names."""
     models = {cache.file_sha256(onnx): onnx.parent.name.rsplit("-", 1)[0]
               for onnx in sorted((root / "models").glob("*/model.onnx"))}
-    steps = {}
-    for step in sorted((root / "artifacts").glob("*/step.json")):
-        record = json.loads(step.read_text())
-        steps[record["sha256"]] = (record, step.parent / "model.onnx")
+    steps = [(json.loads(step.read_text()), step.parent / "model.onnx")
+             for step in sorted((root / "artifacts").glob("*/step.json"))]
+    # which step made each model; a step that changed nothing (fp32 copies its input) made nothing new
+    producers = {record["sha256"]: record for record, _ in steps if record["input_sha256"] != record["sha256"]}
     cells = []
-    for record, onnx in steps.values():
+    for record, onnx in steps:
         if record["pass"] not in known_precisions():
             continue
         chain, source = [record["pass"]], record["input_sha256"]
-        while source in steps and source not in models:
-            chain.insert(0, steps[source][0]["pass"])
-            source = steps[source][0]["input_sha256"]
+        while source in producers and source not in models:
+            chain.insert(0, producers[source]["pass"])
+            source = producers[source]["input_sha256"]
         if source in models:
             cells.append((models[source], ",".join(chain), record["pass"], onnx))
     return sorted(cells)
