@@ -28,6 +28,7 @@ from harness.runtimes.onnxruntime.profile import standard_normal
 
 BLOCKS = ("conv", "residual", "inverted", "squeeze_excite", "pool", "head")
 ACTIVATIONS = ("none", "Relu", "HardSwish")
+GLOBAL_POOLS = ("GlobalAveragePool", "ReduceMean")  # PyTorch's exporter writes AdaptiveAvgPool2d(1) as either
 MAX_MACS = 200e6  # a block's cap: larger ones only cost profiling time, their rate per MAC is that of these
 MAX_SIZE = 320  # feature maps up to a 640x640 detector's after its stem
 CALIBRATION_BATCHES = 4
@@ -52,11 +53,14 @@ def sample_config(rng: np.random.Generator, precision: str, block: str | None = 
         elif block == "inverted":
             config |= {"expansion": int(rng.choice([1, 3, 4, 6])), "kernel": int(rng.choice([3, 5])),
                        "stride": int(rng.choice([1, 2])), "activation": str(rng.choice(ACTIVATIONS[1:]))}
+        elif block == "squeeze_excite":
+            config |= {"pool": str(rng.choice(GLOBAL_POOLS))}
         elif block == "pool":
-            config |= {"pool": str(rng.choice(["MaxPool", "AveragePool", "GlobalAveragePool"])),
+            config |= {"pool": str(rng.choice(["MaxPool", "AveragePool", *GLOBAL_POOLS])),
                        "kernel": int(rng.choice([2, 3]))}
         elif block == "head":
             config |= {"size": int(rng.integers(1, 9)), "hidden": _channels(rng, high=2048),
+                       "pool": str(rng.choice(GLOBAL_POOLS)),
                        "classes": int(rng.integers(2, 1001)), "activation": str(rng.choice(ACTIVATIONS[1:]))}
         if block_macs(config) <= MAX_MACS:
             return config
@@ -147,6 +151,10 @@ class _Layers:
     def act(self, x: str, activation: str) -> str:
         return x if activation == "none" else self.add(activation, [x])
 
+    def global_pool(self, x: str, op: str) -> str:
+        """A global average pool as an exporter writes it: GlobalAveragePool, or ReduceMean over H and W."""
+        return self.add(op, [x], axes=[2, 3], keepdims=1) if op == "ReduceMean" else self.add(op, [x])
+
     def gemm(self, x: str, cin: int, cout: int) -> str:
         return self.add("Gemm", [x, self.weight([cout, cin], cin), self.weight([cout], 1)], transB=1)
 
@@ -166,14 +174,14 @@ def _float_block(config: Config) -> onnx.ModelProto:
         y = g.conv(g.act(g.conv(y, wide, wide, config["kernel"], config["stride"], wide), act), wide, c, 1)
         y = g.add("Add", [y, "x"]) if config["stride"] == 1 else y
     elif block == "squeeze_excite":
-        squeezed = g.add("Relu", [g.conv(g.add("GlobalAveragePool", ["x"]), c, max(1, c // 4), 1)])
+        squeezed = g.add("Relu", [g.conv(g.global_pool("x", config["pool"]), c, max(1, c // 4), 1)])
         y = g.add("Mul", [g.add("HardSigmoid", [g.conv(squeezed, max(1, c // 4), c, 1)]), "x"])
     elif block == "pool":  # after a convolution, as in a network: ONNX Runtime then keeps its layout
         kernel, y = config["kernel"], g.add("Relu", [g.conv("x", c, c, 3)])
-        y = (g.add("GlobalAveragePool", [y]) if config["pool"] == "GlobalAveragePool" else
+        y = (g.global_pool(y, config["pool"]) if config["pool"] in GLOBAL_POOLS else
              g.add(config["pool"], [y], kernel_shape=[kernel, kernel], strides=[2, 2], pads=[kernel // 2] * 4))
     else:  # head, after a pointwise convolution
-        flat = g.add("Flatten", [g.add("GlobalAveragePool", [g.add("Relu", [g.conv("x", c, c, 1)])])])
+        flat = g.add("Flatten", [g.global_pool(g.add("Relu", [g.conv("x", c, c, 1)]), config["pool"])])
         y = g.gemm(g.act(g.gemm(flat, c, config["hidden"]), config["activation"]), config["hidden"], config["classes"])
     inputs = [helper.make_tensor_value_info("x", TensorProto.FLOAT, block_shape(config))]
     g.nodes[-1].output[0] = "y"  # every block ends on the layer that made `y`

@@ -113,17 +113,18 @@ class Predictor:
 
     def _overhead(self) -> tuple[float, float]:
         """(per call, per kernel) microseconds: each block's unprofiled wall time less its kernels' profiled
-        times, fitted by least squares on the number of kernels; neither is below zero."""
+        times, fitted on the number of kernels by least squares weighted by 1 / wall time (the timing noise of a
+        large block would swamp the few microseconds at stake). The per-kernel term is negative where the
+        profiler adds more to each kernel's time than the runtime spends between kernels unprofiled."""
         timed = [s for s in self.samples if s.wall_ms is not None and all(k.microseconds is not None
                                                                           for k in s.kernels)]
         if len(timed) < 2:
             return 0.0, 0.0
-        counts = np.array([[1.0, len(s.kernels)] for s in timed])
-        rest = np.array([s.wall_ms * 1e3 - sum(k.microseconds or 0.0 for k in s.kernels) for s in timed])
+        weight = np.array([1.0 / max(s.wall_ms or 0.0, 1e-3) for s in timed])
+        counts = np.array([[1.0, len(s.kernels)] for s in timed]) * weight[:, None]
+        rest = np.array([s.wall_ms * 1e3 - sum(k.microseconds or 0.0 for k in s.kernels) for s in timed]) * weight
         (call, per_kernel), *_ = np.linalg.lstsq(counts, rest, rcond=None)
-        if per_kernel < 0:
-            return max(0.0, float(np.mean(rest))), 0.0
-        return max(0.0, float(call)), float(per_kernel)
+        return float(call), float(per_kernel)
 
 
 def timed_by_kind(samples: list[Sample]) -> dict[str, list[Kernel]]:
