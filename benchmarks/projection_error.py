@@ -86,11 +86,12 @@ def main() -> None:
         predicted = check.prediction.ms if check.prediction else float("nan")
         rows.append({"model": model, "recipe": recipe, "roofline_ms": check.projected_ms, "predicted_ms": predicted,
                      "measured_ms": check.measured_ms, "drift": check.drift, "roofline_error": check.error,
-                     "predictor_error": check.predictor_error,
+                     "predictor_error": check.predictor_error, "undrifted_error": predicted / check.measured_ms - 1,
                      "unknown_kernel_types": check.prediction.unknown_kinds if check.prediction else []})
         print(f"{model:19} {recipe:16} {check.projected_ms:11.3f} {predicted:12.3f} {check.measured_ms:11.3f} "
               f"{check.drift:6.3f} {check.error:+8.1%} {check.predictor_error:+9.1%}")
-    for method in ("roofline", "predictor") if predictor else ("roofline",):
+    # "undrifted": the predictor against the measurement as taken, without the probe's drift correction
+    for method in ("roofline", "predictor", "undrifted") if predictor else ("roofline",):
         errors = [row[f"{method}_error"] for row in rows]
         worst = sorted(rows, key=lambda row: -abs(row[f"{method}_error"]))[:WORST]
         print(f"{method}: {len(errors)} cells, {args.threads} thread(s): within +/-10 %: "
