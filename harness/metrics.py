@@ -17,6 +17,8 @@ from harness.requirements import Limit
 from harness.sources.base import Evidence, FigureSource
 from harness.verdict import Verdict, judge
 
+INTEGER_PRECISIONS = ("int8", "int4")  # quantised cells (qat and mixed end in int8), whose layers can drift from FP32
+
 
 def judged(cell: Cell, metric: str, evidence: Evidence, unit: str, limit: Limit) -> Record:
     """The evidence against the limit; a figure the source cannot give is a skip with its reason, never a pass."""
@@ -55,9 +57,9 @@ def power(cell: Cell, source: FigureSource, options: RunOptions) -> Record:
 
 
 def accuracy(cell: Cell, source: FigureSource, options: RunOptions, artifact: Artifact, detector: bool,
-             dataset_name: str, evaluation_images: int) -> Record:
+             dataset_name: str, evaluation_images: int, drift: Callable[[], dict[str, Any]]) -> Record:
     """Top-1 drop against the same network's reference recipe (FP32), held to the precision's limit or to the
-    budget the recipe was given."""
+    budget the recipe was given; an integer cell's record names the layers that drift most (`drift`)."""
     if detector:
         return Record(cell, "accuracy", Verdict("skip", (
             f"{cell.model} is a detector: its accuracy is mAP on labelled boxes, and {dataset_name} has none "
@@ -81,6 +83,8 @@ def accuracy(cell: Cell, source: FigureSource, options: RunOptions, artifact: Ar
     verdict = judge(f"top-1 drop vs FP32 ({reference:.2%} -> {top1:.2%})", drop_pt, "pt", limit)
     for step in artifact.manifest["steps"]:  # a mixed-precision search explains its choice
         figures |= {key: step["did"][key] for key in ("sensitivity", "assignment") if key in step["did"]}
+    if cell.precision in INTEGER_PRECISIONS:
+        figures["layer_drift"] = drift()
     return Record(cell, "accuracy", verdict, evidence.grade, evidence.method, limit.value, limit.source, figures)
 
 

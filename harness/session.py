@@ -134,7 +134,7 @@ class ComplianceRun:
             dataset = self.workspace.dataset
             return metrics.accuracy(cell, source, options, self.workspace.artifact(cell),
                                     self.workspace.source_card(cell.model).output.kind == "detections",
-                                    dataset.name, len(dataset.evaluation))
+                                    dataset.name, len(dataset.evaluation), lambda: self.workspace.layer_drift(cell))
         if metric == "placement":
             return metrics.placement(cell, target_placement(self.workspace, cell), options)
         if metric == "regression":

@@ -3,6 +3,7 @@ the inputs latency is timed over, and the memo that keeps each (or the error tha
 from __future__ import annotations
 
 import contextlib
+import time
 from collections.abc import Callable
 from functools import cached_property
 from pathlib import Path
@@ -10,10 +11,12 @@ from typing import Any
 
 import numpy as np
 
+from harness.catalog import REFERENCE_RECIPE
 from harness.cell import Cell, RunOptions
 from harness.data.dataset import Dataset, ImageSet, SyntheticSpec, embedded_dataset, folder_dataset
 from harness.errors import NcapError
 from harness.measure import quiet
+from harness.measure.drift import DRIFT_IMAGES, DRIFT_TOP, drift_figures, kept_in_float, layer_drift
 from harness.models import preprocess, zoo
 from harness.models.card import ModelCard, load_card
 from harness.models.train import TrainedModel, trained_model
@@ -86,6 +89,23 @@ class Workspace:
         """The cell's artifact if it was built (for a record's provenance); never builds it."""
         built = self.memo.get(("artifact", cell.model, cell.recipe))
         return built if isinstance(built, Artifact) else None
+
+    def layer_drift(self, cell: Cell, images: int = DRIFT_IMAGES, top: int = DRIFT_TOP) -> dict[str, Any]:
+        """Where the cell's quantisation loses accuracy: its artifact layer by layer against the FP32 artifact's,
+        over the first `images` of the evaluation split (measure/drift.py). A comparison Polygraphy cannot make is
+        said in the figures, never a lost accuracy record."""
+        def compare() -> dict[str, Any]:
+            fp32, quantised = self.artifact(Cell(cell.model, REFERENCE_RECIPE, cell.platform)), self.artifact(cell)
+            chosen = self.split_for(fp32.card, "evaluation").images[:images]
+            batches = [preprocess.to_tensor(chosen[row:row + 1], fp32.card.input) for row in range(len(chosen))]
+            started = time.perf_counter()
+            try:
+                report = layer_drift(fp32.card.onnx, quantised.card.onnx, batches)
+            except Exception as exc:  # a third-party tool failed on this model: the drop still stands
+                return {"error": f"Polygraphy could not compare the layers: {type(exc).__name__}: {str(exc)[:200]}"}
+            return drift_figures(report, kept_in_float(quantised.manifest), len(batches),
+                                 time.perf_counter() - started, top)
+        return self.once(("layer-drift", cell.model, cell.recipe, str(images), str(top)), compare, heavy=True)
 
     def split_for(self, card: ModelCard, split: str) -> ImageSet:
         """A split with its labels renumbered into the card's class order (names must match); a detector

@@ -41,9 +41,12 @@ def test_default_limits_pass_and_report_is_written(suite, tiny_card, image_folde
     assert written["memory"]["peak_mb"] > 10
     assert written["power"]["grade"] in ("estimated", "host-measured")
     assert set(written["accuracy"]) >= {"accuracy", "reference_accuracy", "drop_pt", "limit", "verdict", "method"}
+    drift = written["accuracy"]["layer_drift"]  # where INT8 loses accuracy: the tiny net's Conv output and logits
+    assert {layer["tensor"] for layer in drift["worst"]} <= {"scores", "logits"} and drift["worst"]
+    assert all(0 < layer["relative_error"] < 0.5 for layer in drift["worst"]), drift
     html = (suite.path / "reports" / "out" / "report.html").read_text()
-    assert "tiny" in html and "host-measured" in html
-    assert (suite.path / "reports" / "out" / "report.md").is_file()
+    assert "tiny" in html and "host-measured" in html and 'id="layer-drift"' in html
+    assert "Where quantisation loses accuracy" in (suite.path / "reports" / "out" / "report.md").read_text()
 
 
 def test_test_ids_name_model_precision_platform(suite, tiny_card, image_folder):

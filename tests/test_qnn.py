@@ -3,7 +3,6 @@ node placement, a fallback named, the SoC check, a context binary that reloads, 
 Where the extra is not installed, the QNN tests skip with the reason and the suite's skips say how to get it."""
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 from pathlib import Path
@@ -18,7 +17,7 @@ from sshd import SSHD, local_sshd
 from conftest import FAST, SUITE, tiny_classifier, write_card
 from harness import cache
 from harness.errors import NcapError
-from harness.measure.drift import counterpart, layer_drift
+from harness.measure.drift import DriftReport, LayerDrift, counterpart, drift_figures, kept_in_float, layer_drift
 from harness.platform import load_platform
 from harness.report import outcome
 from harness.requirements import load_requirements
@@ -221,10 +220,8 @@ def _chain(path: Path, scale: float) -> Path:
     return path
 
 
-@pytest.mark.skipif(importlib.util.find_spec("polygraphy") is None, reason=(
-    "Polygraphy is not installed: pip install -e '.[qnn]' runs this test"))
 def test_layer_drift_names_the_layer_that_changed_and_finds_none_elsewhere(tmp_path):
-    feeds = [{"input": np.random.default_rng(i).random((1, 3, 8, 8), dtype=np.float32)} for i in range(3)]
+    feeds = [np.random.default_rng(i).random((1, 3, 8, 8), dtype=np.float32) for i in range(3)]
     report = layer_drift(_chain(tmp_path / "a.onnx", 1.0), _chain(tmp_path / "b.onnx", 1.5), feeds)
     drift = {layer.tensor: layer for layer in report.layers}
     assert drift["active"].mean_abs_error == 0 and report.before_relu == ["features"]  # compared at the ReLU
@@ -234,6 +231,17 @@ def test_layer_drift_names_the_layer_that_changed_and_finds_none_elsewhere(tmp_p
     quantised_drift = layer_drift(tmp_path / "a.onnx", int8, feeds)
     assert {layer.tensor for layer in quantised_drift.layers} == {"active", "logits"}
     assert all(0 < layer.relative_error < 0.1 for layer in quantised_drift.layers)
+
+
+def test_a_records_drift_ranks_finite_layers_and_marks_what_mixed_kept_in_float():
+    layers = [LayerDrift("a", "conv1 (Conv)", 0.1, 0.2, 0.05), LayerDrift("b", "fc (Gemm)", 0.3, 0.5, 0.20),
+              LayerDrift("z", "pad (Pad)", 0.0, 0.0, float("inf"))]
+    figures = drift_figures(DriftReport(layers, ["bn"], []), {"fc"}, images=4, seconds=0.5, top=1)
+    assert [(layer["tensor"], layer["kept_float"]) for layer in figures["worst"]] == [("b", True)]
+    assert (figures["compared"], figures["unmatched"], figures["zero_in_fp32"]) == (3, 1, 1)
+    assert figures["kept_in_float"] == ["fc"]
+    mixed = {"steps": [{"did": {"assignment": {"conv1": "int8", "fc": "fp32"}}}, {"did": {}}]}
+    assert kept_in_float(mixed) == {"fc"} and kept_in_float({"steps": [{"did": {}}]}) == set()
 
 
 @needs_qnn

@@ -113,6 +113,9 @@ def test_an_accuracy_drop_beyond_its_limit_fails_and_names_both_figures():
     options = RunOptions(platform=load_platform("host"), models=(), recipes=(), requirements=Requirements(),
                          report_dir=Path("unused"))
     artifact = type("Artifact", (), {"manifest": {"steps": []}})()
-    record = metrics.accuracy(Cell("m", "int8", "host"), KnownTop1(), options, artifact, False, "data", 100)
+    drift = {"worst": [{"tensor": "conv1", "relative_error": 0.06}]}
+    record = metrics.accuracy(Cell("m", "int8", "host"), KnownTop1(), options, artifact, False, "data", 100,
+                              lambda: drift)
     assert record.verdict.status == "fail" and record.figures["drop_pt"] == pytest.approx(5.0)
+    assert record.figures["layer_drift"] == drift  # where the INT8 cell loses it
     assert "90.00% -> 85.00%" in record.verdict.message and "breaks the limit <= 3" in record.verdict.message

@@ -12,13 +12,21 @@ quantiser folds the ReLU into the producer's output range, so the quantised copy
 """
 from __future__ import annotations
 
+import dataclasses
+import math
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import onnx
 
 DEQUANTIZED = "{}_DequantizeLinear_Output"  # onnxruntime.quantization's name for a tensor after its QDQ pair
+DRIFT_IMAGES = 16  # evaluation images a compliance run compares over: ResNet18 at 64x64 took 10 s
+DRIFT_TOP = 5  # layers an accuracy record names
+METHOD = ("each tensor of the quantised ONNX artifact against FP32's, both run by ONNX Runtime on the host CPU "
+          "through Polygraphy (every tensor marked as an output), ranked by mean absolute error over the tensor's mean "
+          "FP32 magnitude (harness/measure/drift.py)")
 
 
 @dataclass(frozen=True)
@@ -48,8 +56,9 @@ def counterpart(tensor: str, quantised_tensors: set[str]) -> str | None:
     return None
 
 
-def layer_drift(fp32: Path, quantised: Path, inputs: list[dict[str, np.ndarray]]) -> DriftReport:
-    """Per-layer drift of `quantised` against `fp32` over `inputs` (feeds by input name), errors averaged over them."""
+def layer_drift(fp32: Path, quantised: Path, inputs: list[np.ndarray]) -> DriftReport:
+    """Per-layer drift of `quantised` against `fp32` over `inputs` (each a batch for the first graph input), errors
+    averaged over them."""
     from polygraphy import constants
     from polygraphy.backend.onnx import BytesFromOnnx, ModifyOutputs, OnnxFromPath
     from polygraphy.backend.onnxrt import OnnxrtRunner, SessionFromOnnx
@@ -60,7 +69,9 @@ def layer_drift(fp32: Path, quantised: Path, inputs: list[dict[str, np.ndarray]]
         marked = BytesFromOnnx(ModifyOutputs(OnnxFromPath(str(path)), outputs=constants.MARK_ALL))
         return OnnxrtRunner(SessionFromOnnx(marked, providers=["CPUExecutionProvider"]), name=name)
     with G_LOGGER.verbosity():  # Polygraphy logs every tensor's comparison, and "fails" any difference
-        results = Comparator.run([runner(fp32, "fp32"), runner(quantised, "quantised")], data_loader=inputs)
+        name = onnx.load(str(fp32), load_external_data=False).graph.input[0].name
+        feeds = [{name: batch} for batch in inputs]
+        results = Comparator.run([runner(fp32, "fp32"), runner(quantised, "quantised")], data_loader=feeds)
         quantised_tensors = set(results[1][1][0].keys())
         reference = list(results[0][1][0].keys())
         mapped = {tensor: counterpart(tensor, quantised_tensors) for tensor in reference}
@@ -83,6 +94,24 @@ def layer_drift(fp32: Path, quantised: Path, inputs: list[dict[str, np.ndarray]]
                                  mean_abs / magnitude if magnitude > 0 else float("inf")))
     return DriftReport(layers, [name for name in reference if not mapped[name]],
                        [name for name in reference if mapped[name] and name in before_relu])
+
+
+def kept_in_float(manifest: dict[str, Any]) -> set[str]:
+    """The layers a `mixed` search left out of INT8 (the `assignment` in its artifact's manifest)."""
+    return {layer for step in manifest["steps"]
+            for layer, precision in step["did"].get("assignment", {}).items() if precision != "int8"}
+
+
+def drift_figures(report: DriftReport, kept_float: set[str], images: int, seconds: float,
+                  top: int = DRIFT_TOP) -> dict[str, Any]:
+    """What a record says of the drift: the `top` layers that drift most, each marked if `mixed` kept it in float.
+    A tensor that is zero throughout in FP32 has no relative error: it is counted, not ranked."""
+    ranked = [layer for layer in report.worst(len(report.layers)) if math.isfinite(layer.relative_error)]
+    return {"images": images, "compared": len(report.layers), "unmatched": len(report.unmatched),
+            "zero_in_fp32": len(report.layers) - len(ranked), "seconds": seconds, "method": METHOD,
+            "kept_in_float": sorted(kept_float),
+            "worst": [{**dataclasses.asdict(layer), "kept_float": layer.producer.split(" (")[0] in kept_float}
+                      for layer in ranked[:top]]}
 
 
 def _producers(model: Path) -> dict[str, str]:

@@ -56,6 +56,7 @@ def _context(records: list[dict[str, Any]], provenance: list[dict[str, Any]],
     # each record carries the figure its test asserts (a measured p99 bound or a projection alike)
     records = [record | {"figure": asserted_figure(record["metric"], record)} for record in records]
     frame = pd.DataFrame(records)
+    cells = _cell_rows(frame)
     return {
         "compliance": outcome.compliance(records),
         "gate": outcome.gate(records),
@@ -69,8 +70,9 @@ def _context(records: list[dict[str, Any]], provenance: list[dict[str, Any]],
         "provenance": provenance,
         "strict": any(p.get("strict") for p in provenance),
         "matrix": [_matrix_row(r) for r in sorted(records, key=lambda r: (r["cell"], r["metric"]))],
-        "cells": _cell_rows(frame),
-        "target_on_host": _target_on_host(_cell_rows(frame)),
+        "cells": cells,
+        "target_on_host": _target_on_host(cells),
+        "layer_drift": _layer_drift(cells),
         "histograms": _histograms(records),
         "scatters": _scatters(frame),
         "article_precisions": article.precision_rows(frame),
@@ -145,6 +147,18 @@ def _target_on_host(cells: list[dict[str, Any]]) -> list[dict[str, Any]]:
                      "peak_mb": (memory.get("host_litert") or {}).get("peak_mb"), "top1": accuracy.get("accuracy"),
                      "drop_pt": accuracy.get("drop_pt"), "onnxruntime_top1": accuracy.get("onnxruntime_accuracy"),
                      "onnxruntime_drop_pt": accuracy.get("onnxruntime_drop_pt")})
+    return rows
+
+
+def _layer_drift(cells: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Per integer cell, the layers that drift most from FP32 (harness/measure/drift.py), beside its drop."""
+    rows = []
+    for cell in cells:
+        accuracy = cell.get("accuracy") or {}
+        drift = accuracy.get("layer_drift") or {}
+        if drift.get("worst"):
+            rows.append({"cell": cell["cell"], "drop_pt": accuracy.get("drop_pt"), "worst": drift["worst"],
+                         "method": drift["method"]})
     return rows
 
 
