@@ -3,13 +3,13 @@ kernels plus the runtime's measured per-call and per-kernel overhead (after nn-M
 
 The regressor is scikit-learn's RandomForestRegressor on the log of each kernel's features, predicting the log
 of its time per unit of work (see `_y`): nn-Meter's choice for the same problem. It needs no feature scaling,
-fits a few thousand samples in a second, and follows the steps in a CPU kernel's time (a change of GEMM
+fits thousands of samples quickly, and follows the steps in a CPU kernel's time (a change of GEMM
 blocking at some channel count) that a smooth model averages away. Its fault is that it cannot extrapolate:
 the profiling plan samples the whole range of configurations (harness.project.blocks), and the target levels
 off for kernels larger than any sampled.
 
 The predictor file is JSON: the timed samples and the record of their fit, never a pickle (loading a pickle a
-user was given runs its code). The forests are refitted on load, with a fixed seed, in about a second.
+user was given runs its code). The forests are refitted on load, with a fixed seed.
 """
 from __future__ import annotations
 
