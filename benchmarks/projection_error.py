@@ -1,37 +1,57 @@
-"""How far is the roofline projection from the truth, where the truth can be measured (this host)?
+"""How far are the latency projections from the truth, where the truth can be measured (this host)?
 
-For every zoo model and precision whose artifact is cached (under $NCAP_CACHE, default
-~/.cache/dms-ncap), project its batch-1 latency from the host roofline (ONNX Runtime
-microbenchmarks on synthetic graphs, never on these models: no cell is a calibration point)
-and measure it, then print each cell's error and the share of cells within +/-10 % and +/-25 %
-(nn-Meter keeps 99 % of its predictions within +/-10 % on a mobile CPU).
+For every zoo model x recipe whose artifact is cached (under $NCAP_CACHE, default ~/.cache/dms-ncap), project its
+batch-1 latency two ways and measure it:
+- the roofline (ONNX Runtime microbenchmarks on synthetic graphs), the fallback where a platform has no predictor;
+- the kernel predictor (harness.project.predictor), fitted by `ncap profile` on synthetic blocks, never on these
+  networks. The truth is timed in alternation with the predictor's probe, so the machine's drift since the fit
+  is measured and taken out rather than read as the predictor's error.
+It prints each cell's errors, the share of cells within +/-10 % and +/-25 % for both methods on the same cells,
+and the worst cells (nn-Meter keeps 99 % of its predictions within +/-10 % on a mobile CPU).
 
-    python benchmarks/projection_error.py [--threads N] [--seconds 1.0]
+    python benchmarks/projection_error.py [--threads N] [--seconds 1.0] [--predictor FILE] [--record] [--json FILE]
 
-Cells whose artifacts are missing are skipped: run `pytest -m ncap` once to build them.
+`--record` writes the held-out error into the predictor file: projections with it then name that error.
+Cells whose artifacts are missing are skipped: run `pytest -m ncap` (with the `--recipe`s wanted) first.
 """
 from __future__ import annotations
 
 import argparse
 import json
+from datetime import UTC, datetime
 from pathlib import Path
 
+from onnxruntime.capi.onnxruntime_pybind11_state import Fail
+
 from harness import cache
+from harness.errors import NcapError
 from harness.measure.latency import LatencyPlan
+from harness.optimize.recipe import known_precisions
+from harness.project.predictor import load_predictor, predictor_path
 from harness.project.validate import check_on_host, share_within
 
-PRECISIONS = ("fp32", "fp16", "int8")
+WORST = 5
 
 
-def cached_cells(root: Path) -> list[tuple[str, str, Path]]:
-    """(model, precision, artifact) for each cached precision step whose input is a cached trained model."""
+def cached_cells(root: Path) -> list[tuple[str, str, str, Path]]:
+    """(model, recipe, precision, artifact) for each cached artifact ending in a precision step whose chain of
+    steps starts at a cached trained model; the recipe is the chain's pass names."""
     models = {cache.file_sha256(onnx): onnx.parent.name.rsplit("-", 1)[0]
               for onnx in sorted((root / "models").glob("*/model.onnx"))}
+    steps = [(json.loads(step.read_text()), step.parent / "model.onnx")
+             for step in sorted((root / "artifacts").glob("*/step.json"))]
+    # which step made each model; a step that changed nothing (fp32 copies its input) made nothing new
+    producers = {record["sha256"]: record for record, _ in steps if record["input_sha256"] != record["sha256"]}
     cells = []
-    for step in sorted((root / "artifacts").glob("*/step.json")):
-        record = json.loads(step.read_text())
-        if record["pass"] in PRECISIONS and record["input_sha256"] in models:
-            cells.append((models[record["input_sha256"]], record["pass"], step.parent / "model.onnx"))
+    for record, onnx in steps:
+        if record["pass"] not in known_precisions():
+            continue
+        chain, source = [record["pass"]], record["input_sha256"]
+        while source in producers and source not in models:
+            chain.insert(0, producers[source]["pass"])
+            source = producers[source]["input_sha256"]
+        if source in models:
+            cells.append((models[source], ",".join(chain), record["pass"], onnx))
     return sorted(cells)
 
 
@@ -39,18 +59,54 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--seconds", type=float, default=1.0, help="measurement time per cell")
+    parser.add_argument("--predictor", type=Path, default=predictor_path("host"),
+                        help="the host's predictor file (default: the cache's predictors/host.json)")
+    parser.add_argument("--record", action="store_true", help="write the held-out error into the predictor file")
+    parser.add_argument("--json", type=Path, help="write every cell's figures here")
     args = parser.parse_args()
     cells = cached_cells(cache.cache_root())
     if not cells:
         raise SystemExit(f"no cached zoo artifacts under {cache.cache_root()}; run `pytest -m ncap` first")
-    errors = []
-    print(f"{'model':24} {'precision':9} {'projected ms':>12} {'measured ms':>12} {'error':>8}")
-    for model, precision, onnx in cells:
-        check = check_on_host(onnx, precision, args.threads, LatencyPlan(20, 300, args.seconds))
-        errors.append(check.error)
-        print(f"{model:24} {precision:9} {check.projected_ms:12.3f} {check.measured_ms:12.3f} {check.error:+8.1%}")
-    print(f"{len(errors)} cells, {args.threads} thread(s): within +/-10 %: {share_within(errors, 0.10):.0%}, "
-          f"within +/-25 %: {share_within(errors, 0.25):.0%}")
+    predictor = load_predictor(args.predictor) if args.predictor.is_file() else None
+    if predictor is None:
+        print(f"no predictor at {args.predictor} (fit one with `ncap profile`): the roofline alone")
+    elif predictor.record.threads != args.threads:
+        raise SystemExit(f"the predictor was fitted at {predictor.record.threads} thread(s), not {args.threads}")
+    else:
+        print(predictor.describe())
+    rows = []
+    print(f"{'model':19} {'recipe':16} {'roofline ms':>11} {'predicted ms':>12} {'measured ms':>11} "
+          f"{'drift':>6} {'roofline':>8} {'predictor':>9}")
+    for model, recipe, precision, onnx in cells:
+        try:
+            check = check_on_host(onnx, precision, args.threads, LatencyPlan(20, 300, args.seconds), predictor)
+        except (NcapError, Fail) as exc:  # ONNX Runtime cannot load the artifact: no truth to compare
+            print(f"{model:19} {recipe:16} not measured: {str(exc).splitlines()[0][:150]}")
+            continue
+        predicted = check.prediction.ms if check.prediction else float("nan")
+        rows.append({"model": model, "recipe": recipe, "roofline_ms": check.projected_ms, "predicted_ms": predicted,
+                     "measured_ms": check.measured_ms, "drift": check.drift, "roofline_error": check.error,
+                     "predictor_error": check.predictor_error, "undrifted_error": predicted / check.measured_ms - 1,
+                     "unknown_kernel_types": check.prediction.unknown_kinds if check.prediction else []})
+        print(f"{model:19} {recipe:16} {check.projected_ms:11.3f} {predicted:12.3f} {check.measured_ms:11.3f} "
+              f"{check.drift:6.3f} {check.error:+8.1%} {check.predictor_error:+9.1%}")
+    # "undrifted": the predictor against the measurement as taken, without the probe's drift correction
+    for method in ("roofline", "predictor", "undrifted") if predictor else ("roofline",):
+        errors = [row[f"{method}_error"] for row in rows]
+        worst = sorted(rows, key=lambda row: -abs(row[f"{method}_error"]))[:WORST]
+        print(f"{method}: {len(errors)} cells, {args.threads} thread(s): within +/-10 %: "
+              f"{share_within(errors, 0.10):.0%}, within +/-25 %: {share_within(errors, 0.25):.0%}; worst: "
+              + ", ".join(f"{r['model']} {r['recipe']} {r[f'{method}_error']:+.1%}" for r in worst))
+    if args.json:
+        args.json.write_text(json.dumps(rows, indent=2))
+    if predictor and args.record:
+        errors = [row["predictor_error"] for row in rows]
+        predictor.record.held_out = {"cells": len(rows), "within_10": share_within(errors, 0.10),
+                                     "within_25": share_within(errors, 0.25),
+                                     "worst": max(errors, key=abs), "source": "benchmarks/projection_error.py",
+                                     "date": datetime.now(UTC).isoformat(timespec="seconds")}
+        predictor.save(args.predictor)
+        print(f"held-out error recorded in {args.predictor}")
 
 
 if __name__ == "__main__":

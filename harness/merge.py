@@ -117,7 +117,16 @@ def main(argv: list[str] | None = None) -> int:
                           help="where validation.md goes (default reports/validation)")
     validate.add_argument("--results", type=Path, action="append", default=[], metavar="RESULTS_JSONL",
                           help="a compliance run's results.jsonl whose self-audits join the report (repeatable)")
+    profile = commands.add_parser("profile", help="time synthetic kernels here and fit this machine's latency "
+                                  "predictor (docs/latency-prediction.md)")
+    profile.add_argument("--minutes", type=float, default=20.0, help="the profiling budget (default 20)")
+    profile.add_argument("--threads", type=int, default=1, help="ONNX Runtime intra-op threads (default 1)")
+    profile.add_argument("--platform", default="host", help="the platform the file is for (default host)")
+    profile.add_argument("--device", metavar="ssh://USER@HOST[:PORT]", help="time the blocks on this board")
+    profile.add_argument("--out", type=Path, metavar="FILE", help="default: predictors/PLATFORM.json in the cache")
     args = parser.parse_args(argv)
+    if args.command == "profile":
+        return _profile(args)
     if args.command == "validate":
         try:
             return validation.validate(args.out, args.results)
@@ -147,3 +156,28 @@ def main(argv: list[str] | None = None) -> int:
     status = outcome.exit_status(records, args.strict)
     print(f"exit {status}: {EXIT_MEANINGS[status]}")
     return status
+
+
+def _profile(args: argparse.Namespace) -> int:
+    from harness.device.address import DeviceAddress
+    from harness.device.remote import AgentSession
+    from harness.project.predictor import keep_board_samples, predictor_path
+    from harness.project.profiling import DeviceBench, HostBench, Plan, profile_platform
+
+    try:
+        if args.minutes <= 0 or args.threads < 1:
+            raise NcapError("--minutes must be above 0 and --threads at least 1")
+        plan = Plan(args.minutes * 60, args.threads)
+        if args.device:
+            with AgentSession(DeviceAddress.parse(args.device)) as agent:
+                predictor = profile_platform(plan, DeviceBench(agent), args.platform)
+        else:
+            predictor = profile_platform(plan, HostBench(), args.platform)
+    except NcapError as exc:
+        print(f"ncap profile: {exc}", file=sys.stderr)
+        return outcome.EXIT_BAD_INPUT
+    out = args.out or predictor_path(args.platform)
+    predictor = keep_board_samples(predictor, out)
+    predictor.save(out)
+    print(f"ncap profile: {predictor.describe()}; written to {out}")
+    return 0

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+from importlib.util import find_spec
 from pathlib import Path
 
 import numpy as np
@@ -16,7 +17,10 @@ from harness.device.address import DeviceAddress
 from harness.device.remote import DeviceJob, DeviceRunError, run_on_device
 from harness.errors import NcapError
 from harness.measure.latency import LatencyPlan
+from harness.merge import main as ncap_main
 from harness.platform import Runtime
+from harness.project.kernels import FEATURES, Kernel
+from harness.project.predictor import PredictorRecord, Sample, add_samples, load_predictor, predictor_path
 
 pytestmark = pytest.mark.skipif(not os.path.exists(SSHD), reason="no OpenSSH server here: apt install openssh-server")
 
@@ -136,6 +140,7 @@ def board_run(pytester, card, folder, address: str) -> tuple[pytest.RunResult, l
 
 
 def test_device_option_grades_every_figure_measured(pytester, board, tiny_card, image_folder):
+    predictor_path("host").unlink(missing_ok=True)
     result, written = board_run(pytester, tiny_card, image_folder, board.address())
     # latency, memory (both cells) and the int8 accuracy drop pass on the board; power has no meter named, the
     # board's timing is not self-audited (the agent keeps no timed outputs), and the host profile names no NPU
@@ -145,6 +150,10 @@ def test_device_option_grades_every_figure_measured(pytester, board, tiny_card, 
     accuracy = next(r for r in written if r["metric"] == "accuracy" and r["precision"] == "int8")
     assert accuracy["grade"] == "measured" and accuracy["evaluation_images"] > 0  # the board's own predictions
     assert "no power meter was named" in next(r for r in written if r["metric"] == "power")["message"]
+    # each cell's per-layer profile joined the platform's latency predictor, the Conv's time among them
+    added = json.loads(predictor_path("host").read_text())
+    assert [u["what"] for u in added["record"]["updates"]] == ["tiny-fp32-host", "tiny-int8-host"]
+    assert all(any("Conv" in kind and us > 0 for _, kind, _, us in s["kernels"]) for s in added["samples"])
 
 
 def test_a_board_lost_mid_run_errors_and_keeps_the_samples(pytester, board, tiny_card, image_folder, tmp_path):
@@ -159,3 +168,19 @@ def test_a_board_lost_mid_run_errors_and_keeps_the_samples(pytester, board, tiny
     lines = (pytester.path / "reports" / "out" / "results.jsonl").read_text().splitlines()
     errors = [json.loads(line) for line in lines if json.loads(line)["verdict"] == "error"]
     assert errors and all(r["samples_received"] > 0 and "stopped before the end" in r["message"] for r in errors)
+
+
+@pytest.mark.skipif(find_spec("sklearn") is None, reason="the predictor's regressors need scikit-learn: .[predict]")
+def test_the_profiling_plan_runs_on_the_board(board, tmp_path, capsys):
+    out = tmp_path / "board.json"
+    conv = Kernel("conv", "Conv:float", dict.fromkeys(FEATURES, 1.0), 5.0)
+    earlier = Sample({"network": "tiny-fp32-imx8"}, 1.0, [conv])  # a compliance run on the board added it
+    add_samples(out, [earlier], PredictorRecord("imx8", "board", "onnxruntime", 1, "then", 0.0, {}), "tiny-fp32-imx8")
+    assert ncap_main(["profile", "--device", board.address(), "--minutes", "0.05", "--platform", "imx8",
+                      "--out", str(out)]) == 0
+    predictor = load_predictor(out)
+    assert predictor.record.platform == "imx8" and str(board.port) in predictor.record.machine
+    assert predictor.samples and all(s.wall_ms > 0 and s.kernels for s in predictor.samples)
+    assert predictor.record.probe["ms"] > 0 and f"written to {out}" in capsys.readouterr().out
+    # the new plan replaced the blocks and kept what a compliance run on the board had added
+    assert earlier in predictor.samples and [u["what"] for u in predictor.record.updates] == ["tiny-fp32-imx8"]

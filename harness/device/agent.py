@@ -3,12 +3,14 @@
 It loads the artifact with the platform's runtime, times batch-1 inferences over the inputs it was sent,
 in their order (the harness's own latency loop, with the power meter read on the board), notes the
 process's peak memory, then runs the evaluation inputs, and streams everything back as JSON lines the
-moment it exists, so a run that dies part-way still hands over what it measured. It needs only numpy
+moment it exists, so a run that dies part-way still hands over what it measured. With `--layer-profile` it then
+profiles each layer (ONNX Runtime's per-node profile) for the platform's latency predictor. It needs only numpy
 and the runtime on the board: it imports no harness module that would pull in torch, pandas or pydantic.
 """
 from __future__ import annotations
 
 import argparse
+import base64
 import dataclasses
 import json
 import sys
@@ -53,6 +55,12 @@ def run(args: argparse.Namespace) -> None:
             scores = runner.infer(inputs[start:start + step])
             emit("scores", shape=list(scores.shape), top1=scores.reshape(len(scores), -1).argmax(axis=1).tolist(),
                  nonfinite=int(np.size(scores) - np.isfinite(scores).sum()))
+    if args.layer_profile:  # last: the profiler's own memory stays out of the peak above
+        from harness.runtimes.onnxruntime.profile import PROFILE_WARMUP, layer_profile
+
+        feeds = {args.input_name: inputs[:1]} if args.input_name else inputs[:1]
+        events, graph = layer_profile(args.model, feeds, args.threads, args.layer_profile, PROFILE_WARMUP)
+        emit("layers", events=events, graph=base64.b64encode(graph).decode(), warmup=PROFILE_WARMUP)
     emit("done")
 
 
@@ -77,6 +85,8 @@ def main() -> None:
     parser.add_argument("--min-runs", type=int, default=LatencyPlan.min_runs)
     parser.add_argument("--min-seconds", type=float, default=LatencyPlan.min_seconds)
     parser.add_argument("--power", metavar="SPEC", help="power meter on the board (harness.measure.meters spec)")
+    parser.add_argument("--layer-profile", type=int, default=0, metavar="RUNS",
+                        help="ONNX Runtime CPU: afterwards, profile RUNS runs per layer for the platform's predictor")
     args = parser.parse_args()
     try:
         run(args)

@@ -5,9 +5,11 @@ was lost during one cell serves the next one as soon as it is back.
 """
 from __future__ import annotations
 
+import base64
 import io
 import json
 import tarfile
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -17,13 +19,15 @@ import paramiko
 
 import harness
 from harness.device.address import DeviceAddress
-from harness.device.ssh import SshSession
+from harness.device.ssh import RemoteCommand, SshSession
 from harness.errors import NcapError
 from harness.gate.baseline import sample_summary
 from harness.measure.latency import LatencyPlan, LatencyRun
 from harness.measure.memory import MemoryReading
 from harness.measure.power import PowerReading
 from harness.platform import Runtime
+
+LAYER_PROFILE_RUNS = 20  # profiled runs per layer after the timing: a few seconds on a small network
 
 
 class DeviceRunError(NcapError):
@@ -64,6 +68,7 @@ class DeviceRun:
     top1: list[int] = field(default_factory=list)
     score_shapes: list[list[int]] = field(default_factory=list)
     nonfinite_scores: int = 0
+    layers: dict[str, Any] | None = None  # ONNX Runtime's per-node profile and optimised graph (--layer-profile)
     done: bool = False
 
     def take(self, event: dict[str, Any]) -> None:
@@ -83,6 +88,8 @@ class DeviceRun:
             self.top1 += event["top1"]
             self.score_shapes.append(event["shape"])
             self.nonfinite_scores += event.get("nonfinite", 0)
+        elif kind == "layers":
+            self.layers = event
         elif kind == "error":
             raise NcapError(f"the runner on {self.device} failed: {event['message']}")
         elif kind == "done":
@@ -117,42 +124,101 @@ def _npy(array: np.ndarray) -> bytes:
     return buffer.getvalue()
 
 
+class AgentSession:
+    """One connection to a board with the harness's sources unpacked in a remote folder of its own, removed on
+    exit (a board that is already gone keeps it, under /tmp)."""
+
+    def __init__(self, address: DeviceAddress) -> None:
+        self.address = address
+        self._ssh = SshSession(address)
+
+    def __enter__(self) -> AgentSession:
+        self._ssh.__enter__()
+        try:
+            self.workdir = self._ssh.check_output(["mktemp", "-d", "/tmp/ncap-agent.XXXXXX"]).strip()
+            self.put(agent_bundle(), "agent.tar.gz")
+            self._ssh.check_output([self.address.python, "-m", "tarfile", "-e", f"{self.workdir}/agent.tar.gz",
+                                    self.workdir])
+        except BaseException:
+            self.__exit__()
+            raise
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        if hasattr(self, "workdir"):
+            _remove(self._ssh, self.workdir)
+        self._ssh.__exit__()
+
+    def put(self, content: bytes, name: str) -> None:
+        self._ssh.put(content, f"{self.workdir}/{name}")
+
+    def run(self, module: str, *args: str) -> RemoteCommand:
+        """`python -m MODULE ARGS` in the remote folder, the harness's sources on its path."""
+        return self._ssh.run([self.address.python, "-m", module, *args], cwd=self.workdir, pythonpath=self.workdir)
+
+
 def run_on_device(address: DeviceAddress, job: DeviceJob) -> DeviceRun:
     """Run `job` on the board; a run that ends without its `done` line is a DeviceRunError with what it got."""
     result = DeviceRun(str(address))
-    with SshSession(address) as ssh:
-        workdir = ssh.check_output(["mktemp", "-d", "/tmp/ncap-agent.XXXXXX"]).strip()
+    with AgentSession(address) as agent:
+        agent.put(job.model.read_bytes(), f"model{job.model.suffix}")
+        for companion in job.companions:
+            agent.put(companion.read_bytes(), companion.name)
+        agent.put(_npy(job.inputs), "inputs.npy")
+        agent.put(_npy(job.timing_order), "timing_order.npy")
+        remote = agent.run("harness.device.agent", *_agent_argv(job))
         try:
-            ssh.put(agent_bundle(), f"{workdir}/agent.tar.gz")
-            ssh.put(job.model.read_bytes(), f"{workdir}/model{job.model.suffix}")
-            for companion in job.companions:
-                ssh.put(companion.read_bytes(), f"{workdir}/{companion.name}")
-            ssh.put(_npy(job.inputs), f"{workdir}/inputs.npy")
-            ssh.put(_npy(job.timing_order), f"{workdir}/timing_order.npy")
-            ssh.check_output([address.python, "-m", "tarfile", "-e", f"{workdir}/agent.tar.gz", workdir])
-            remote = ssh.run(_agent_argv(address, job), cwd=workdir, pythonpath=workdir)
-            try:
-                for line in remote.lines():
-                    if line.startswith("{"):
-                        result.take(json.loads(line))
-            except NcapError as exc:
-                raise DeviceRunError(str(exc), result.partial_figures()) from exc
-            status = remote.exit_status()
-            if not result.done:
-                ended = "the connection was lost" if status == -1 else f"it exited with status {status}"
-                detail = remote.stderr_tail()
-                raise DeviceRunError(
-                    f"the runner on {address} stopped before the end ({ended}{': ' + detail if detail else ''}) "
-                    f"after {len(result.samples_ms)} timed inferences; they are kept in the record, rerun the cell",
-                    result.partial_figures())
-        finally:
-            _remove(ssh, workdir)
+            for event in events(remote):
+                result.take(event)
+        except NcapError as exc:
+            raise DeviceRunError(str(exc), result.partial_figures()) from exc
+        if not result.done:
+            raise DeviceRunError(f"the runner on {address} stopped before the end ({_ended(remote)}) after "
+                                 f"{len(result.samples_ms)} timed inferences; they are kept in the record, rerun the "
+                                 "cell", result.partial_figures())
     return result
 
 
-def _agent_argv(address: DeviceAddress, job: DeviceJob) -> list[str]:
+def profile_blocks_on_device(agent: AgentSession, models: list[tuple[bytes, list[int]]],
+                             threads: int) -> list[tuple[float, list[dict[str, Any]], bytes]]:
+    """Each (ONNX bytes, input shape) timed and profiled on the board (harness.device.block_agent), in order:
+    (wall seconds, per-layer profile events, optimised graph bytes) each, as the host's `time_and_profile`."""
+    manifest = []
+    for index, (model, shape) in enumerate(models):
+        agent.put(model, f"block{index}.onnx")
+        manifest.append({"file": f"block{index}.onnx", "shape": shape})
+    agent.put(json.dumps(manifest).encode(), "blocks.json")
+    remote = agent.run("harness.device.block_agent", "blocks.json", "--threads", str(threads))
+    results, done = [], False
+    for event in events(remote):
+        if event["event"] == "block":
+            results.append((event["wall_s"], event["events"], base64.b64decode(event["graph"])))
+        elif event["event"] == "error":
+            raise NcapError(f"the block profiler on {agent.address} failed: {event['message']}")
+        done = done or event["event"] == "done"
+    if not done:
+        raise NcapError(f"the block profiler on {agent.address} stopped after {len(results)} of {len(models)} "
+                        f"blocks ({_ended(remote)}); rerun `ncap profile`")
+    return results
+
+
+def events(remote: RemoteCommand) -> Iterator[dict[str, Any]]:
+    """The JSON lines a remote agent streams; anything else it prints is not an event."""
+    for line in remote.lines():
+        if line.startswith("{"):
+            yield json.loads(line)
+
+
+def _ended(remote: RemoteCommand) -> str:
+    status = remote.exit_status()
+    detail = remote.stderr_tail()
+    ended = "the connection was lost" if status == -1 else f"it exited with status {status}"
+    return f"{ended}{': ' + detail if detail else ''}"
+
+
+def _agent_argv(job: DeviceJob) -> list[str]:
     runtime, plan = job.runtime, job.plan
-    argv = [address.python, "-m", "harness.device.agent", f"model{job.model.suffix}", "--runtime", runtime.name,
+    argv = [f"model{job.model.suffix}", "--runtime", runtime.name,
             "--precision", job.precision, "--threads", str(job.threads), "--inputs", "inputs.npy",
             "--timing-order", "timing_order.npy",
             "--warmup", str(plan.warmup_runs), "--min-runs", str(plan.min_runs), "--min-seconds", str(plan.min_seconds)]
@@ -160,6 +226,8 @@ def _agent_argv(address: DeviceAddress, job: DeviceJob) -> list[str]:
                 "--input-name": job.input_name, "--output-name": job.output_name, "--power": job.power_meter,
                 "--soc-model": str(job.soc_model) if job.soc_model is not None else None}
     flags = ["--denormals-as-zero"] if job.denormals_as_zero else []
+    if runtime.name == "onnxruntime" and runtime.execution_provider in (None, "CPUExecutionProvider"):
+        flags += ["--layer-profile", str(LAYER_PROFILE_RUNS)]  # per-layer samples for the platform's predictor
     return argv + flags + [item for flag, value in optional.items() if value for item in (flag, value)]
 
 

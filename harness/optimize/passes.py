@@ -117,7 +117,16 @@ class Int8:
                  weight_type: QuantType = QuantType.QInt8, op_types: Sequence[str] | None = None,
                  extra_options: dict[str, Any] | None = None) -> None:
         """quantize_static with this pass's settings; other passes vary the excluded nodes or the weight type."""
-        quantize_static(str(prepared), str(target), _Calibration(context, self.calibration_images),
+        self.quantize_with(prepared, target, _Calibration(context, self.calibration_images),
+                           nodes_to_exclude=nodes_to_exclude, weight_type=weight_type, op_types=op_types,
+                           extra_options=extra_options)
+
+    def quantize_with(self, prepared: Path, target: Path, reader: CalibrationDataReader, *,
+                      nodes_to_exclude: Sequence[str] = (), weight_type: QuantType = QuantType.QInt8,
+                      op_types: Sequence[str] | None = None, extra_options: dict[str, Any] | None = None) -> None:
+        """quantize_static with this pass's settings on the batches `reader` gives (the latency predictor's
+        synthetic blocks are quantised as the zoo's networks are, on their own inputs)."""
+        quantize_static(str(prepared), str(target), reader,
                         quant_format=QuantFormat.QDQ, per_channel=self.per_channel,
                         activation_type=QuantType.QUInt8, weight_type=weight_type,
                         calibrate_method=CalibrationMethod[self.method], nodes_to_exclude=list(nodes_to_exclude),

@@ -5,7 +5,6 @@ measurements of those models is a prediction, not a fit.
 """
 from __future__ import annotations
 
-import time
 from functools import cache
 
 import numpy as np
@@ -14,7 +13,7 @@ import onnxruntime as ort
 from onnx import TensorProto, helper
 
 from harness.project.roofline import Roofline
-from harness.runtimes.onnxruntime.runner import session_options
+from harness.runtimes.onnxruntime.profile import seconds_per_run
 
 GEMM = (256, 1024, 256)  # M x K x N: the size of a mid-network convolution as a GEMM at batch 1
 STREAM_ELEMENTS = 4 * 2**20  # 16 MB per float tensor: well beyond the last-level cache
@@ -22,25 +21,17 @@ CHAIN = 64  # layers in the dispatch-cost chain
 ELEMENT = {"fp32": (TensorProto.FLOAT, np.float32), "fp16": (TensorProto.FLOAT16, np.float16)}
 
 
-def _model(nodes: list[onnx.NodeProto], inputs: list[onnx.ValueInfoProto], output: onnx.ValueInfoProto) -> bytes:
-    model = helper.make_model(helper.make_graph(nodes, "microbenchmark", inputs, [output]),
+def microbenchmark(nodes: list[onnx.NodeProto], inputs: list[onnx.ValueInfoProto], output: onnx.ValueInfoProto,
+                   weights: list[onnx.TensorProto] | None = None) -> onnx.ModelProto:
+    """A synthetic graph at opset 17 (IR 8, which every ONNX Runtime this project allows reads)."""
+    model = helper.make_model(helper.make_graph(nodes, "microbenchmark", inputs, [output], weights or []),
                               opset_imports=[helper.make_opsetid("", 17)])
     model.ir_version = 8
-    return model.SerializeToString()
+    return model
 
 
-def _seconds_per_run(model: bytes, feeds: dict[str, np.ndarray], threads: int, budget_s: float = 0.3) -> float:
-    """The median time of one run, after a warm-up, over about `budget_s` of runs."""
-    session = ort.InferenceSession(model, session_options(threads), providers=["CPUExecutionProvider"])
-    for _ in range(3):
-        session.run(None, feeds)
-    times: list[float] = []
-    deadline = time.perf_counter() + budget_s
-    while len(times) < 5 or time.perf_counter() < deadline:
-        started = time.perf_counter()
-        session.run(None, feeds)
-        times.append(time.perf_counter() - started)
-    return float(np.median(times))
+def _model(nodes: list[onnx.NodeProto], inputs: list[onnx.ValueInfoProto], output: onnx.ValueInfoProto) -> bytes:
+    return microbenchmark(nodes, inputs, output).SerializeToString()
 
 
 def _peak_ops(precision: str, threads: int) -> float:
@@ -58,7 +49,7 @@ def _peak_ops(precision: str, threads: int) -> float:
     model = _model([node], [helper.make_tensor_value_info("a", types[0], [m, k]),
                             helper.make_tensor_value_info("b", types[1], [k, n])],
                    helper.make_tensor_value_info("c", types[2], [m, n]))
-    return 2.0 * m * k * n / _seconds_per_run(model, {"a": a, "b": b}, threads)
+    return 2.0 * m * k * n / seconds_per_run(model, {"a": a, "b": b}, threads)
 
 
 @cache
@@ -67,7 +58,7 @@ def _bandwidth(threads: int) -> float:
     x = np.ones(STREAM_ELEMENTS, np.float32)
     info = [helper.make_tensor_value_info(name, TensorProto.FLOAT, [STREAM_ELEMENTS]) for name in "abc"]
     model = _model([helper.make_node("Add", ["a", "b"], ["c"])], info[:2], info[2])
-    return 3 * x.nbytes / _seconds_per_run(model, {"a": x, "b": x}, threads)
+    return 3 * x.nbytes / seconds_per_run(model, {"a": x, "b": x}, threads)
 
 
 @cache
@@ -78,7 +69,7 @@ def _dispatch_costs(threads: int) -> tuple[float, float]:
         nodes = [helper.make_node("Relu", [names[i]], [names[i + 1]]) for i in range(length)]
         model = _model(nodes, [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1])],
                        helper.make_tensor_value_info(names[-1], TensorProto.FLOAT, [1]))
-        return _seconds_per_run(model, {"x": np.ones(1, np.float32)}, threads)
+        return seconds_per_run(model, {"x": np.ones(1, np.float32)}, threads)
     one, many = chain(1), chain(CHAIN)
     per_layer = max(0.0, (many - one) / (CHAIN - 1))
     return max(0.0, one - per_layer), per_layer

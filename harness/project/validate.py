@@ -1,44 +1,77 @@
-"""The projection's error where truth exists: the host projected from its own roofline vs host measurement."""
+"""The projection's error where truth exists: the host projected from its own roofline, and predicted by its kernel
+predictor, against host measurement of the same artifact."""
 from __future__ import annotations
 
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import onnxruntime as ort
 
-from harness.measure.latency import LatencyPlan, time_inferences
+from harness.measure.latency import LatencyPlan, time_alternating, time_inferences
+from harness.project.blocks import block_feeds, block_model
 from harness.project.host import host_roofline
+from harness.project.kernels import network_kernels, standard_normal_feeds
+from harness.project.predictor import Prediction, Predictor
+from harness.project.profiling import PROBE
 from harness.project.projection import project
 from harness.runtimes.onnxruntime.runner import OnnxRuntimeRunner
 
 
 @dataclass(frozen=True)
 class HostCheck:
-    projected_ms: float
+    projected_ms: float  # the roofline's
     measured_ms: float  # median of the measured latencies: a projection predicts the typical run
+    prediction: Prediction | None = None  # the kernel predictor's, where one was given
+    drift: float = 1.0  # the predictor's probe now over its time at the fit: the machine's speed since
 
     @property
     def error(self) -> float:
-        """Signed relative error of the projection: +0.1 means 10 % slower than measured."""
+        """Signed relative error of the roofline: +0.1 means 10 % slower than measured."""
         return self.projected_ms / self.measured_ms - 1
+
+    @property
+    def predictor_error(self) -> float:
+        """Signed relative error of the predictor against the measurement brought back to the fit's speed."""
+        if self.prediction is None:
+            return float("nan")
+        return self.prediction.ms / (self.measured_ms / self.drift) - 1
 
 
 QUICK_PLAN = LatencyPlan(warmup_runs=10, min_runs=200, min_seconds=0.5)
 
 
-def check_on_host(model: Path, precision: str, threads: int, plan: LatencyPlan = QUICK_PLAN) -> HostCheck:
+def check_on_host(model: Path, precision: str, threads: int, plan: LatencyPlan = QUICK_PLAN,
+                  predictor: Predictor | None = None) -> HostCheck:
+    """The roofline's projection (and the predictor's, when given) beside the artifact's measured median, on a
+    seeded standard-normal input. With a predictor the artifact is timed in alternation with the predictor's
+    probe, so a slow spell of the machine since the fit is measured (`drift`) rather than read as error."""
     projected = project(model, host_roofline(precision, threads)).latency_ms
-    with OnnxRuntimeRunner(model, threads=threads) as runner:
-        sample = np.zeros(_batch1_shape(model), np.float32)
-        measured = float(np.median(time_inferences(runner, sample, plan).samples_ms))
-    return HostCheck(projected, measured)
+    inputs = next(iter(standard_normal_feeds(model).values()))
+    if predictor is None:
+        with OnnxRuntimeRunner(model, threads=threads) as runner:
+            measured = float(np.median(time_inferences(runner, inputs, plan).samples_ms))
+        return HostCheck(projected, measured)
+    prediction = predictor.predict(network_kernels(model, threads, predictor.disabled_optimizers()))
+    with tempfile.TemporaryDirectory(prefix="ncap-probe-") as scratch:
+        probe = Path(scratch) / "probe.onnx"
+        probe.write_bytes(block_model(PROBE))
+        with OnnxRuntimeRunner(model, threads=threads) as runner, \
+                OnnxRuntimeRunner(probe, threads=threads) as reference:
+            timed, probed = time_alternating(runner, _FixedInput(reference, block_feeds(PROBE)["x"]), inputs, plan)
+    drift = float(np.median(probed)) / predictor.record.probe["ms"]
+    return HostCheck(projected, float(np.median(timed)), prediction, drift)
 
 
 def share_within(errors: list[float], bound: float) -> float:
     return sum(abs(e) <= bound for e in errors) / len(errors) if errors else float("nan")
 
 
-def _batch1_shape(model: Path) -> list[int]:
-    (first,) = ort.InferenceSession(str(model), providers=["CPUExecutionProvider"]).get_inputs()[:1]
-    return [d if isinstance(d, int) else 1 for d in first.shape]
+class _FixedInput:
+    """A runner that runs its own input whatever it is given: the probe beside a network of another input shape."""
+
+    def __init__(self, runner: OnnxRuntimeRunner, batch: np.ndarray) -> None:
+        self.runner, self.batch = runner, batch
+
+    def infer(self, batch: np.ndarray) -> np.ndarray:
+        return self.runner.infer(self.batch)

@@ -2,11 +2,14 @@
 there once, and every figure is the board's."""
 from __future__ import annotations
 
+import base64
 import dataclasses
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import onnx
 
 from harness import cache
 from harness.cell import Cell
@@ -19,6 +22,8 @@ from harness.measure import accuracy
 from harness.measure.audit import SelfAudit
 from harness.models import preprocess
 from harness.platform import Runtime
+from harness.project.kernels import kernels_from_profile
+from harness.project.predictor import PredictorRecord, Sample, add_samples, predictor_path
 from harness.runtimes.qnn.context import CompiledContext
 from harness.runtimes.qnn.runner import EP_NAME
 from harness.sources.base import Evidence
@@ -117,7 +122,23 @@ class BoardSource:
                                       runtime=Runtime(name="onnxruntime-qnn", execution_provider=EP_NAME))
         board = self.board()
         self.run.progress(f"running {cell.id} on {board}")
-        return run_on_device(board, job)
+        result = run_on_device(board, job)
+        self._add_layers(cell, result)
+        return result
+
+    def _add_layers(self, cell: Cell, board: DeviceRun) -> None:
+        """The run's per-layer profile joins the platform's latency predictor: every board run adds samples of the
+        board's own kernels, so a lab with one board screens more models (docs/latency-prediction.md)."""
+        if board.layers is None or not board.samples_ms:
+            return
+        graph = onnx.load_from_string(base64.b64decode(board.layers["graph"])).graph
+        kernels = kernels_from_profile(graph, board.layers["events"], skip_runs=board.layers["warmup"])
+        sample = Sample({"network": cell.id, "sha256": self.run.artifact(cell).sha256},
+                        float(np.median(board.samples_ms)), kernels)
+        platform = self.options.platform.name
+        record = PredictorRecord(platform, str(self.options.device), board.settings.get("runtime", "onnxruntime"),
+                                 self.options.threads, datetime.now(UTC).isoformat(timespec="seconds"), 0.0, {})
+        add_samples(predictor_path(platform), [sample], record, cell.id)
 
     def _shipped(self, cell: Cell) -> list[Path]:
         """The files the board is sent, the model first: the context compiled for a Qualcomm SoC, the `.tflite` on

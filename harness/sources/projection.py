@@ -12,6 +12,8 @@ from harness.optimize.passes import PassContext
 from harness.optimize.recipe import build_artifact, parse_recipe
 from harness.platform import ArticleBaseline
 from harness.project.calibration import CalibratedRoofline, calibrated_roofline
+from harness.project.kernels import network_kernels
+from harness.project.predictor import Predictor, load_predictor, predictor_path
 from harness.project.projection import Projection, project
 from harness.sources.base import Evidence
 from harness.sources.numerics import target_numerics
@@ -23,6 +25,7 @@ CAVEAT = "projected, provisional: a projection is not homologation evidence"
 # to check a target projection against, so its error on a target is unknown.
 KNOWN_ERROR = ("unknown on the target; on the host the same method's error is measured by "
                "benchmarks/projection_error.py (docs/targets.md)")
+FALLBACK = "roofline, the fallback: {platform} has no latency predictor ({path})"
 NOT_PROJECTED = ("{metric} on {platform} is not projected: accuracy depends on the chip's toolchain and the "
                  "regression gate compares measurements; run on the device (--device ssh://...)")
 
@@ -35,14 +38,47 @@ class ProjectionSource:
     def latency(self, cell: Cell) -> Evidence:
         calibrated = self._roofline(cell.precision)
         projection = self._projection(cell)
+        predictor = self._predictor()
+        if predictor is not None:
+            return self._predicted_latency(cell, predictor, projection, calibrated)
         what, figures = "projected latency", {"projected_ms": projection.latency_ms, "known_error": KNOWN_ERROR}
         if self._is_calibration_point(cell, calibrated.baseline):
             what = "projected latency (the calibration point: the article's own figure, not a prediction)"
             figures["calibration_point"] = True
         figures |= self._beside(cell, "latency")
+        fallback = FALLBACK.format(platform=self.platform.name, path=predictor_path(self.platform.name))
         # an uncalibrated roofline assumes the datasheet peak is reached: the time is at least this
-        return Evidence(projection.latency_ms, what, GRADE, f"{projection.latency_method}; {CAVEAT}", figures,
-                        caveat=CAVEAT, lower_bound=calibrated.baseline is None)
+        return Evidence(projection.latency_ms, what, GRADE, f"{fallback}: {projection.latency_method}; {CAVEAT}",
+                        figures, caveat=CAVEAT, lower_bound=calibrated.baseline is None)
+
+    def _predicted_latency(self, cell: Cell, predictor: Predictor, projection: Projection,
+                           calibrated: CalibratedRoofline) -> Evidence:
+        """The platform's kernel predictor on the artifact's kernels. It may pass a limit only where the roofline
+        could (a calibrated chip) and only once its held-out error is measured: its error is recorded, and never
+        loosens a verdict."""
+        prediction = self.run.once(("prediction", cell.id), lambda: predictor.predict(
+            network_kernels(self.run.artifact(cell).card.onnx, predictor.record.threads,
+                            predictor.disabled_optimizers())))
+        record = predictor.record
+        unknown = (f"; {len(prediction.unknown_kinds)} kernel type(s) it has too few samples of "
+                   f"({', '.join(prediction.unknown_kinds)}) predicted by its pooled regressor"
+                   if prediction.unknown_kinds else "")
+        method = (f"{predictor.describe()}; the artifact's {prediction.kernels} kernels from ONNX Runtime's "
+                  f"optimised graph, each predicted by its type's regressor, plus the measured per-call and "
+                  f"per-kernel overhead{unknown}; the roofline's {projection.latency_ms:.3g} ms recorded beside; "
+                  f"{CAVEAT}")
+        figures = {"projected_ms": prediction.ms, "known_error": record.held_out or "not measured",
+                   "predictor": str(predictor_path(self.platform.name)), "predictor_fitted": record.fitted,
+                   "unknown_kernel_types": prediction.unknown_kinds, "roofline_ms": projection.latency_ms}
+        return Evidence(prediction.ms, "projected latency (kernel predictor)", GRADE, method,
+                        figures | self._beside(cell, "latency"), caveat=CAVEAT,
+                        lower_bound=calibrated.baseline is None or record.held_out is None)
+
+    def _predictor(self) -> Predictor | None:
+        """The platform's predictor file when there is one (a damaged one is an error, not a silent fallback)."""
+        path = predictor_path(self.platform.name)
+        return self.run.once(("predictor", self.platform.name),
+                             lambda: load_predictor(path) if path.is_file() else None)
 
     def latency_samples(self, cell: Cell) -> None:
         return None  # nothing is timed

@@ -1,0 +1,263 @@
+"""A kernel-level latency predictor for one platform: one regressor per kernel type, a network as the sum of its
+kernels plus the runtime's measured per-call and per-kernel overhead (after nn-Meter, MobiSys'21).
+
+The regressor is scikit-learn's RandomForestRegressor on the log of each kernel's features, predicting the log
+of its time per unit of work (see `_y`): nn-Meter's choice for the same problem. It needs no feature scaling,
+fits thousands of samples quickly, and follows the steps in a CPU kernel's time (a change of GEMM
+blocking at some channel count) that a smooth model averages away. Its fault is that it cannot extrapolate:
+the profiling plan samples the whole range of configurations (harness.project.blocks), and the target levels
+off for kernels larger than any sampled.
+
+The predictor file is JSON: the timed samples and the record of their fit, never a pickle (loading a pickle a
+user was given runs its code). The forests are refitted on load, with a fixed seed.
+"""
+from __future__ import annotations
+
+import fcntl
+import json
+from collections import defaultdict
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from harness import cache
+from harness.errors import NcapError
+from harness.project.blocks import Config
+from harness.project.kernels import FEATURES, Kernel
+
+FORMAT = "dms-ncap kernel predictor 1"
+MIN_SAMPLES = 5  # a kernel type with fewer is predicted by the pooled regressor over all types
+FOREST = {"n_estimators": 100, "random_state": 0, "n_jobs": 1}
+MIN_US = 0.1  # the profile counts whole microseconds: a kernel timed at 0 took less than 1
+CV_TREES = 30  # the adaptive plan's cross-validation only ranks regions: a smaller forest is enough
+
+
+@dataclass(frozen=True)
+class Sample:
+    """One timed block: its configuration, its unprofiled wall time, and its kernels with their profiled times."""
+
+    block: Config
+    wall_ms: float | None
+    kernels: list[Kernel]
+
+
+@dataclass
+class PredictorRecord:
+    platform: str
+    machine: str  # the CPU or board the samples were timed on
+    runtime: str
+    threads: int
+    fitted: str  # ISO 8601 date and time of the fit
+    profiling_seconds: float
+    probe: dict[str, Any]  # {"block": config, "ms": its median at fit time}: the drift reference
+    held_out: dict[str, Any] | None = None  # the measured error on networks not used in fitting
+    updates: list[dict[str, Any]] = field(default_factory=list)  # per-layer samples added by board runs since
+
+
+@dataclass(frozen=True)
+class Prediction:
+    ms: float
+    kernels: int
+    unknown_kinds: list[str]  # kernel types the predictor has too few samples of (the pooled regressor took them)
+
+
+class Predictor:
+    def __init__(self, record: PredictorRecord, samples: list[Sample]) -> None:
+        if not samples:
+            raise NcapError("a predictor needs timed samples; the profiling plan produced none")
+        self.record, self.samples = record, samples
+        self.by_kind = timed_by_kind(samples)
+        self._forests = {kind: _forest(kernels) for kind, kernels in self.by_kind.items()
+                         if len(kernels) >= MIN_SAMPLES}
+        self._pooled = _forest([k for kernels in self.by_kind.values() for k in kernels])
+        self.overhead_us, self.per_kernel_us = self._overhead()
+
+    def predict(self, kernels: list[Kernel]) -> Prediction:
+        """The network's time as the sum of its kernels' predicted times plus the overheads."""
+        unknown = sorted({k.kind for k in kernels if k.kind not in self._forests})
+        total = self.overhead_us + self.per_kernel_us * len(kernels)
+        rows: dict[str, list[list[float]]] = defaultdict(list)
+        for kernel in kernels:
+            rows[kernel.kind if kernel.kind in self._forests else ""].append(kernel.row())
+        for kind, kind_rows in rows.items():
+            forest = self._forests.get(kind, self._pooled)
+            total += float(_microseconds(kind_rows, forest.predict(_x(kind_rows))).sum())
+        return Prediction(total / 1e3, len(kernels), unknown)
+
+    def disabled_optimizers(self) -> tuple[str, ...]:
+        """The host's graph transformers to leave out when listing a network's kernels for this predictor: NCHWc
+        exists on x86 with AVX2 only, so a predictor fitted on a board without it (an Arm SoC) never saw
+        its kernels, and the board's runtime fuses without it."""
+        return () if any(kind.startswith("nchwc.") for kind in self.by_kind) else ("NchwcTransformer",)
+
+    def describe(self) -> str:
+        """The predictor as a projection's method names it: which, fitted when, and its measured error."""
+        record = self.record
+        error = (f"held-out error on {record.held_out['cells']} networks x precisions: "
+                 f"{record.held_out['within_10']:.0%} within +/-10 %, {record.held_out['within_25']:.0%} within "
+                 f"+/-25 % ({record.held_out['source']}, {record.held_out['date']})" if record.held_out
+                 else "held-out error not measured (run benchmarks/projection_error.py --record)")
+        added = (f", and {sum(u['kernels'] for u in record.updates)} per-layer samples from {len(record.updates)} "
+                 f"board run(s), the last {record.updates[-1]['date']}" if record.updates else "")
+        return (f"kernel predictor for {record.platform} ({record.machine}; {record.runtime}, {record.threads} "
+                f"thread(s)) fitted {record.fitted} on {len(self.samples)} blocks, "
+                f"{sum(len(k) for k in self.by_kind.values())} kernel samples of {len(self._forests)} kernel "
+                f"types in {record.profiling_seconds / 60:.1f} min of profiling{added}; {error}")
+
+    def save(self, path: Path) -> None:
+        samples = [_sample_json(sample) for sample in self.samples]
+        _write(path, {"format": FORMAT, "record": asdict(self.record), "samples": samples})
+
+    def _overhead(self) -> tuple[float, float]:
+        """(per call, per kernel) microseconds: each block's unprofiled wall time less its kernels' profiled
+        times, fitted on the number of kernels by least squares weighted by 1 / wall time (the timing noise of a
+        large block would swamp the few microseconds at stake). The per-kernel term is negative where the
+        profiler adds more to each kernel's time than the runtime spends between kernels unprofiled."""
+        timed = [s for s in self.samples if s.wall_ms is not None and all(k.microseconds is not None
+                                                                          for k in s.kernels)]
+        if len(timed) < 2:
+            return 0.0, 0.0
+        weight = np.array([1.0 / max(s.wall_ms or 0.0, 1e-3) for s in timed])
+        counts = np.array([[1.0, len(s.kernels)] for s in timed]) * weight[:, None]
+        rest = np.array([s.wall_ms * 1e3 - sum(k.microseconds or 0.0 for k in s.kernels) for s in timed]) * weight
+        (call, per_kernel), *_ = np.linalg.lstsq(counts, rest, rcond=None)
+        return float(call), float(per_kernel)
+
+
+def timed_by_kind(samples: list[Sample]) -> dict[str, list[Kernel]]:
+    """The timed kernels of the samples by kernel type, in the samples' order."""
+    by_kind: dict[str, list[Kernel]] = defaultdict(list)
+    for sample in samples:
+        for kernel in sample.kernels:
+            if kernel.microseconds is not None:
+                by_kind[kernel.kind].append(kernel)
+    return dict(by_kind)
+
+
+def cross_validated_errors(kernels: list[Kernel], folds: int = 5) -> np.ndarray:
+    """Each kernel's relative error when predicted by a forest fitted without it (k-fold), as the adaptive plan
+    ranks regions; infinite where there are too few kernels to say."""
+    from sklearn.ensemble import RandomForestRegressor
+    from sklearn.model_selection import KFold, cross_val_predict
+
+    if len(kernels) < max(folds, MIN_SAMPLES):
+        return np.full(len(kernels), np.inf)
+    rows = [k.row() for k in kernels]
+    x, y = _x(rows), _y(kernels)
+    predicted = cross_val_predict(RandomForestRegressor(**FOREST | {"n_estimators": CV_TREES}), x, y,
+                                  cv=KFold(folds, shuffle=True, random_state=0))
+    return _microseconds(rows, predicted) / _microseconds(rows, y) - 1
+
+
+def load_predictor(path: Path) -> Predictor:
+    """The predictor in the file at `path`; a file that is not one fails with one line naming it."""
+    record, samples = _parsed(path)
+    return Predictor(record, samples)
+
+
+def keep_board_samples(predictor: Predictor, path: Path) -> Predictor:
+    """`predictor` with the per-layer samples that board runs added to the file at `path`: a new profiling plan
+    replaces the blocks, not what compliance runs measured."""
+    if not path.is_file():
+        return predictor
+    record, samples = _parsed(path)
+    networks = [sample for sample in samples if "network" in sample.block]
+    predictor.record.updates = record.updates + predictor.record.updates
+    return Predictor(predictor.record, predictor.samples + networks) if networks else predictor
+
+
+def add_samples(path: Path, samples: list[Sample], record: PredictorRecord, what: str) -> None:
+    """Add per-layer samples (a board's compliance run of `what`) to the platform's predictor file, which is
+    created with `record` where there is none; its forests take them in when it is next loaded. Needs no
+    scikit-learn, so a board run adds its samples wherever it runs."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with (path.parent / f".{path.name}.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # two workers adding at once would lose one's samples
+        document = _read(path) if path.is_file() else {"format": FORMAT, "record": asdict(record), "samples": []}
+        document["samples"] += [_sample_json(sample) for sample in samples]
+        document["record"].setdefault("updates", []).append({
+            "date": datetime.now(UTC).isoformat(timespec="seconds"), "what": what,
+            "kernels": sum(len(sample.kernels) for sample in samples)})
+        _write(path, document)
+
+
+def predictor_path(platform: str) -> Path:
+    """Where a platform's predictor lives: one file per platform under the cache."""
+    return cache.cache_root() / "predictors" / f"{platform}.json"
+
+
+def _parsed(path: Path) -> tuple[PredictorRecord, list[Sample]]:
+    document = _read(path)
+    try:
+        record = PredictorRecord(**document["record"])
+        samples = [Sample(s["block"], s["wall_ms"],
+                          [Kernel(name, kind, dict(zip(FEATURES, row, strict=True)), us)
+                           for name, kind, row, us in s["kernels"]])
+                   for s in document["samples"]]
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise NcapError(f"{path} is not a readable latency predictor ({type(exc).__name__}: "
+                        f"{str(exc)[:160]}); fit it again with `ncap profile`") from exc
+    return record, samples
+
+
+def _read(path: Path) -> dict[str, Any]:
+    try:
+        document = json.loads(path.read_text())
+        if not isinstance(document, dict) or document.get("format") != FORMAT:
+            found = document.get("format") if isinstance(document, dict) else type(document).__name__
+            raise ValueError(f"format {found!r}, expected {FORMAT!r}")
+    except FileNotFoundError as exc:
+        raise NcapError(f"predictor file {path} does not exist; fit one with `ncap profile`") from exc
+    except (OSError, ValueError) as exc:
+        raise NcapError(f"{path} is not a readable latency predictor ({type(exc).__name__}: "
+                        f"{str(exc)[:160]}); fit it again with `ncap profile`") from exc
+    return document
+
+
+def _write(path: Path, document: dict[str, Any]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    staging = path.with_name(f".{path.name}.tmp")
+    staging.write_text(json.dumps(document))
+    staging.replace(path)  # atomic: a reader never sees half a file
+
+
+def _sample_json(sample: Sample) -> dict[str, Any]:
+    return {"block": sample.block, "wall_ms": sample.wall_ms,
+            "kernels": [[k.name, k.kind, k.row(), k.microseconds] for k in sample.kernels]}
+
+
+def _x(rows: list[list[float]]) -> np.ndarray:
+    return np.log1p(np.asarray(rows, dtype=np.float64).clip(min=0))
+
+
+def _y(kernels: list[Kernel]) -> np.ndarray:
+    """The regressors' target: the log of the time per unit of work. A forest cannot extrapolate, and time per
+    unit of work levels off for large kernels (the hardware's throughput), so a kernel larger than any sampled
+    is predicted at the largest sampled kernels' rate, not at their time."""
+    times = np.asarray([k.microseconds for k in kernels], dtype=np.float64).clip(min=MIN_US)
+    return np.log(times / _work([k.row() for k in kernels]))
+
+
+def _microseconds(rows: list[list[float]], target: np.ndarray) -> np.ndarray:
+    return np.exp(target) * _work(rows)
+
+
+def _work(rows: list[list[float]]) -> np.ndarray:
+    """A kernel's work: its multiply-accumulates, or the elements it reads and writes where those are more."""
+    table = np.asarray(rows, dtype=np.float64)
+    column = {name: table[:, index] for index, name in enumerate(FEATURES)}
+    return np.maximum.reduce([column["macs"], column["input_elements"] + column["output_elements"],
+                              np.ones(len(table))])
+
+
+def _forest(kernels: list[Kernel]) -> Any:
+    try:
+        from sklearn.ensemble import RandomForestRegressor
+    except ImportError as exc:
+        raise NcapError("the latency predictor needs scikit-learn: pip install 'dms-ncap[predict]'") from exc
+    forest = RandomForestRegressor(**FOREST)
+    return forest.fit(_x([k.row() for k in kernels]), _y(kernels))
+

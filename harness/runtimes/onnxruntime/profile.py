@@ -1,0 +1,79 @@
+"""ONNX Runtime's per-node profile of a model: the events of its kernels and the optimised graph that ran them.
+
+Only onnxruntime and numpy: the board agent runs this on a board that may have neither onnx nor torch; the host
+reads the result (harness.project.kernels)."""
+from __future__ import annotations
+
+import json
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import onnxruntime as ort
+
+from harness.errors import NcapError
+from harness.runtimes.onnxruntime.runner import session_options
+
+KEPT_ARGS = ("op_name", "input_type_shape", "output_type_shape")  # what a kernel's features need; the rest is bulk
+WALL_S, PROFILE_S = 0.05, 0.08  # seconds of timing per block: unprofiled wall time, then the profiled runs
+PROFILE_WARMUP = 2  # profiled runs left out of the per-layer times
+
+
+def standard_normal(shape: list[int], seed: int = 0) -> np.ndarray:
+    """A seeded standard-normal float32 input: what blocks and networks are timed on, on the host and on a board."""
+    return np.random.default_rng(seed).standard_normal(shape).astype(np.float32)
+
+
+def seconds_per_run(model: Path | bytes, feeds: dict[str, np.ndarray], threads: int, budget_s: float = 0.3) -> float:
+    """The median time of one run, after a warm-up, over about `budget_s` of runs."""
+    source = str(model) if isinstance(model, Path) else model
+    session = ort.InferenceSession(source, session_options(threads), providers=["CPUExecutionProvider"])
+    for _ in range(3):
+        session.run(None, feeds)
+    times: list[float] = []
+    deadline = time.perf_counter() + budget_s
+    while len(times) < 5 or time.perf_counter() < deadline:
+        started = time.perf_counter()
+        session.run(None, feeds)
+        times.append(time.perf_counter() - started)
+    return float(np.median(times))
+
+
+def time_and_profile(model: Path | bytes, feeds: dict[str, np.ndarray],
+                     threads: int) -> tuple[float, list[dict[str, Any]], bytes]:
+    """A latency predictor's sample of one model: its unprofiled wall time (s), then its per-layer profile over
+    enough runs for about PROFILE_S (5 to 50), as `layer_profile` gives it; its first PROFILE_WARMUP runs are
+    the warm-up. The same on the host and, through the device profiler, on a board."""
+    wall_s = seconds_per_run(model, feeds, threads, WALL_S)
+    runs = int(np.clip(PROFILE_S / max(wall_s, 1e-6), 5, 50))
+    return (wall_s, *layer_profile(model, feeds, threads, runs, PROFILE_WARMUP))
+
+
+def layer_profile(model: Path | bytes, feeds: dict[str, np.ndarray] | np.ndarray, threads: int, runs: int,
+                  warmup: int, disabled_optimizers: tuple[str, ...] = ()) -> tuple[list[dict[str, Any]], bytes]:
+    """Run the model `warmup` + `runs` times under the profiler on `feeds` (an array goes to its first input):
+    (the kernels' events in order, every run's, the warm-up's first; the optimised graph as ONNX bytes).
+    `disabled_optimizers` leaves out graph transformers another machine's runtime does not have."""
+    with tempfile.TemporaryDirectory(prefix="ncap-profile-") as scratch:
+        options = session_options(threads)
+        options.enable_profiling = True
+        options.profile_file_prefix = str(Path(scratch) / "profile")
+        options.optimized_model_filepath = str(Path(scratch) / "optimized.onnx")
+        try:
+            session = ort.InferenceSession(str(model) if isinstance(model, Path) else model, options,
+                                           providers=["CPUExecutionProvider"],
+                                           disabled_optimizers=list(disabled_optimizers))
+        except Exception as exc:  # ORT raises several unrelated types for an unreadable model
+            detail = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
+            raise NcapError(f"ONNX Runtime cannot load {getattr(model, 'name', 'the model')}: {detail}") from exc
+        if isinstance(feeds, np.ndarray):
+            feeds = {session.get_inputs()[0].name: feeds}
+        for _ in range(warmup + runs):
+            session.run(None, feeds)
+        events = json.loads(Path(session.end_profiling()).read_text())
+        graph = (Path(scratch) / "optimized.onnx").read_bytes()
+    kernels = [{"name": e["name"], "dur": e["dur"], "args": {k: e["args"][k] for k in KEPT_ARGS if k in e["args"]}}
+               for e in events if e.get("cat") == "Node" and e.get("name", "").endswith("_kernel_time")]
+    return kernels, graph

@@ -1,0 +1,236 @@
+"""The kernel-level latency predictor: fusion detection, kernel features, the regressors' sum, its file, the
+profiling plan's adaptive step and the projection that names it. Nothing here asserts a timing: the predictor's
+real error is measured by benchmarks/projection_error.py."""
+from __future__ import annotations
+
+import json
+from importlib.util import find_spec
+
+import numpy as np
+import onnx
+import pytest
+from onnx import TensorProto, helper, numpy_helper
+from test_plugin import SUITE, records
+
+from conftest import FAST, tiny_classifier
+from harness.errors import NcapError
+from harness.project import blocks, profiling, validate
+from harness.project.kernels import FEATURES, Kernel, kernels_from_profile, profile_model
+from harness.project.predictor import Predictor, PredictorRecord, Sample, load_predictor, predictor_path
+
+needs_sklearn = pytest.mark.skipif(find_spec("sklearn") is None,
+                                   reason="the predictor's regressors need scikit-learn: pip install '.[predict]'")
+
+CALL_US, PER_KERNEL_US = 10.0, 1.0  # the synthetic runtime's overheads
+
+
+def conv_relu(path, channels=16, size=16):
+    weight = numpy_helper.from_array(np.ones((channels, 3, 3, 3), np.float32), "w")
+    nodes = [helper.make_node("Conv", ["x", "w"], ["c"], kernel_shape=[3, 3], pads=[1, 1, 1, 1], strides=[2, 2]),
+             helper.make_node("Relu", ["c"], ["y"])]
+    graph = helper.make_graph(nodes, "conv_relu", [helper.make_tensor_value_info("x", TensorProto.FLOAT,
+                                                                                 [1, 3, size, size])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)], [weight])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    onnx.save(model, str(path))
+    return path
+
+
+def kernel(kind, macs, us=None):
+    features = dict.fromkeys(FEATURES, 1.0) | {"macs": macs, "output_elements": macs / 10}
+    return Kernel(f"k{macs:g}", kind, features, us)
+
+
+def true_us(macs):
+    return macs / 1000 + 2
+
+
+def synthetic_predictor(held_out=None, samples=40):
+    """Blocks of one Conv and one Relu each, their times a known function of the MACs: no timing involved."""
+    timed = []
+    for i in range(samples):
+        macs = 1e4 * (i + 1)
+        kernels = [kernel("Conv:float", macs, true_us(macs)), kernel("Relu:float", macs / 10, true_us(macs / 10))]
+        kernels = kernels[: 1 + i % 2]  # one kernel or two: the overheads per call and per kernel can be told apart
+        wall_us = sum(k.microseconds for k in kernels) + CALL_US + PER_KERNEL_US * len(kernels)
+        timed.append(Sample({"block": "conv", "index": i}, wall_us / 1e3, kernels))
+    record = PredictorRecord("host", "test CPU", "onnxruntime", 1, "2026-01-02T03:04:05+00:00", 60.0,
+                             {"block": profiling.PROBE, "ms": 1.0}, held_out)
+    return Predictor(record, timed)
+
+
+def test_fused_conv_relu_is_one_kernel_with_the_conv_features(tmp_path):
+    """ONNX Runtime fuses the Relu into the Conv: the predictor must count one convolution kernel, not two."""
+    model = conv_relu(tmp_path / "conv_relu.onnx")
+    kernels = profile_model(model, {"x": np.ones((1, 3, 16, 16), np.float32)}, threads=1, runs=2, warmup=1)
+    assert not any(k.kind.startswith("Relu") for k in kernels)
+    (conv,) = [k for k in kernels if k.kind.split(":")[0].rsplit(".", 1)[-1] in {"Conv", "FusedConv"}]
+    # 8x8 outputs (stride 2) x 16 channels (a whole NCHWc block: x86 pads channels to one) x 3x3x3
+    assert conv.features["macs"] == 8 * 8 * 16 * 3 * 3 * 3
+    assert conv.features["stride"] == 2 and conv.features["kernel_area"] == 9
+    assert conv.features["in_channels"] == 3 and conv.features["out_channels"] == 16
+    assert conv.microseconds is not None
+
+
+@needs_sklearn
+def test_a_predictor_from_a_machine_without_nchwc_lists_kernels_as_that_machine_fuses(tmp_path):
+    """The synthetic predictor never saw an NCHWc kernel (a board without AVX2): the host lists the network's
+    kernels without its NCHWc layout transformer, so no kernel type is one the predictor cannot know."""
+    predictor = synthetic_predictor()
+    assert predictor.disabled_optimizers() == ("NchwcTransformer",)
+    kernels = validate.network_kernels(conv_relu(tmp_path / "conv_relu.onnx"), 1, predictor.disabled_optimizers())
+    assert [k.kind for k in kernels] == ["microsoft.FusedConv:float"]
+
+
+def test_features_come_from_the_profile_and_the_graph_after_the_warm_up():
+    """A QLinearConv's prepacked weight is missing from the profile: its shape comes from the graph."""
+    weight = numpy_helper.from_array(np.zeros((16, 4, 3, 3), np.int8), "w")
+    node = helper.make_node("QLinearConv", ["x", "xs", "xz", "w"], ["y"], name="qconv", domain="com.microsoft",
+                            strides=[1, 1], group=2)
+    graph = helper.make_graph([node], "g", [], [], [weight])
+    args = {"op_name": "QLinearConv", "input_type_shape": [{"uint8": [1, 10, 10, 8]}, {"float": []}, {"uint8": []}],
+            "output_type_shape": [{"uint8": [1, 10, 10, 16]}]}
+    events = [{"cat": "Node", "name": "qconv_kernel_time", "dur": dur, "args": args} for dur in (500, 4, 6)]
+    (qconv,) = kernels_from_profile(graph, events, skip_runs=1)
+    assert qconv.kind == "microsoft.QLinearConv:uint8"
+    assert qconv.microseconds == 5.0  # the warm-up's 500 us left out
+    assert qconv.features["macs"] == 10 * 10 * 16 * 4 * 3 * 3
+    assert qconv.features["in_channels"] == 8 and qconv.features["groups"] == 2
+    assert qconv.features["input_elements"] == 10 * 10 * 8 + 2  # activations and their scale and zero point
+
+
+@needs_sklearn
+def test_a_network_is_the_sum_of_its_kernels_plus_the_measured_overhead():
+    predictor = synthetic_predictor()
+    assert predictor.overhead_us == pytest.approx(CALL_US) and predictor.per_kernel_us == pytest.approx(PER_KERNEL_US)
+    one, other = kernel("Conv:float", 2.05e5), kernel("Relu:float", 1.55e4)
+    both = predictor.predict([one, other])
+    alone = [predictor.predict([k]).ms for k in (one, other)]
+    assert both.ms == pytest.approx(sum(alone) - CALL_US / 1e3)  # one call, each kernel once
+    assert alone[0] == pytest.approx((true_us(2.05e5) + CALL_US + PER_KERNEL_US) / 1e3, rel=0.1)
+    assert both.kernels == 2 and both.unknown_kinds == []
+    assert predictor.predict([kernel("Softmax:float", 1e4)]).unknown_kinds == ["Softmax:float"]
+
+
+@needs_sklearn
+def test_the_file_round_trips_without_pickle_and_predicts_the_same(tmp_path):
+    predictor = synthetic_predictor(held_out={"cells": 9, "within_10": 0.9, "within_25": 1.0, "worst": 0.12,
+                                              "source": "benchmarks/projection_error.py", "date": "2026-01-03"})
+    path = tmp_path / "host.json"
+    predictor.save(path)
+    json.loads(path.read_text())  # plain JSON
+    loaded = load_predictor(path)
+    network = [kernel("Conv:float", 1.23e5), kernel("Relu:float", 1.2e4)]
+    assert loaded.predict(network).ms == predictor.predict(network).ms
+    assert loaded.record == predictor.record
+    assert "fitted 2026-01-02T03:04:05+00:00" in loaded.describe() and "90% within +/-10 %" in loaded.describe()
+
+
+@pytest.mark.parametrize("content, says", [
+    ("{not json", "is not a readable latency predictor"),
+    ('{"format": "something else"}', "format 'something else'"),
+    ('{"format": "dms-ncap kernel predictor 1", "record": {}}', "is not a readable latency predictor"),
+    (None, "does not exist"),
+])
+def test_a_bad_predictor_file_is_one_clear_line(tmp_path, content, says):
+    path = tmp_path / "host.json"
+    if content is not None:
+        path.write_text(content)
+    with pytest.raises(NcapError, match=says) as error:
+        load_predictor(path)
+    assert "\n" not in str(error.value)
+
+
+def test_every_block_builds_at_every_precision_and_onnx_runtime_runs_it():
+    rng = np.random.default_rng(0)
+    for precision in profiling.PRECISIONS:
+        for block in blocks.BLOCKS:
+            config = blocks.sample_config(rng, precision, block)
+            assert blocks.block_macs(config) <= blocks.MAX_MACS
+            kernels = profile_model(blocks.block_model(config), blocks.block_feeds(config), 1, runs=1, warmup=0)
+            assert kernels, f"{precision} {block} ran no kernel"
+            if precision == "int8" and block in {"conv", "residual"}:
+                assert any("QLinearConv" in k.kind for k in kernels)  # quantised as the int8 pass quantises
+
+
+@needs_sklearn
+def test_the_adaptive_round_samples_near_the_blocks_predicted_worst(monkeypatch):
+    """Conv kernels whose time is noise and Relu kernels of one constant rate: the round perturbs conv blocks."""
+    rng = np.random.default_rng(1)
+    samples = []
+    for i in range(40):
+        macs = 1e4 * (i + 1)
+        block = {"block": "conv", "precision": "fp32", "channels": 16, "out_channels": 16, "size": 8, "kernel": 3,
+                 "stride": 1, "depthwise": False, "activation": "Relu"}
+        samples.append(Sample(block, None, [kernel("Conv:float", macs, float(rng.uniform(1, 1000)))]))
+        samples.append(Sample({"block": "pool", "precision": "fp32", "channels": 16, "size": 8, "pool": "MaxPool",
+                               "kernel": 2}, None, [kernel("Relu:float", macs, macs / 1000)]))
+    configs, status = profiling._adaptive_round(samples, profiling.Plan(budget_s=100), rng, spent_s=8.0)
+    random_count = int(len(configs) * profiling.EXPLORE_IN_ROUND)
+    assert len(configs) == 100 and "Conv:float" in status  # 10 % of the budget at 0.1 s per block
+    assert all(c["block"] == "conv" for c in configs[random_count:])
+
+
+@needs_sklearn
+def test_the_plan_keeps_its_budget_and_reports_progress(monkeypatch):
+    clock = iter(np.arange(0, 1000, 0.5))
+    monkeypatch.setattr(profiling.time, "monotonic", lambda: float(next(clock)))
+
+    class Bench:  # times nothing: each block's conv takes its MACs' known time
+        machine, runtime, batch = "test CPU", "onnxruntime", 3
+
+        def time(self, configs, threads):
+            sizes.append(len(configs))
+            return [Sample(c, 1.0, [kernel("Conv:float", blocks.block_macs(c), true_us(blocks.block_macs(c)))])
+                    for c in configs]
+
+        def probe_ms(self, threads):
+            return 1.5
+
+    seen, sizes = [], []
+    predictor = profiling.profile_platform(profiling.Plan(budget_s=20), Bench(), "host", lambda f, s: seen.append(f))
+    assert seen == sorted(seen) and seen[-1] == 1.0 and max(seen[:-1]) < 1.0
+    assert 20 <= predictor.record.profiling_seconds <= 22 and predictor.record.probe["ms"] == 1.5
+    assert len(sizes) == len(seen) - 1 and all(1 <= size <= 3 for size in sizes)  # a batch per call, at most
+    assert len(predictor.samples) == sum(sizes) and predictor.record.machine == "test CPU"
+
+
+@needs_sklearn
+def test_host_check_brings_the_truth_back_to_the_fit_speed(tmp_path, monkeypatch):
+    """The machine is 10 % slower than at the fit (the probe says so): a prediction of the fit-time truth is exact."""
+    model = tiny_classifier(tmp_path / "tiny.onnx")
+    predictor = synthetic_predictor()  # its probe took 1.0 ms at the fit
+    fit_ms = predictor.predict(validate.network_kernels(model, 1, predictor.disabled_optimizers())).ms
+    monkeypatch.setattr(validate, "time_alternating", lambda first, second, inputs, plan: (
+        np.full(300, fit_ms * 1.1), np.full(300, 1.1)))
+    check = validate.check_on_host(model, "fp32", 1, predictor=predictor)
+    assert check.drift == pytest.approx(1.1) and check.predictor_error == pytest.approx(0.0, abs=1e-12)
+    assert check.measured_ms == pytest.approx(fit_ms * 1.1)
+
+
+@needs_sklearn
+@pytest.mark.parametrize("held_out, verdict", [(None, "skip"), ({"cells": 9, "within_10": 0.9, "within_25": 1.0,
+                                                                 "worst": 0.2, "source": "test", "date": "d"}, "pass")])
+def test_a_target_with_a_predictor_names_it_and_passes_only_once_its_error_is_measured(
+        pytester, tiny_card, image_folder, held_out, verdict):
+    """tda4vm INT8 is calibrated (the roofline may pass there); a predictor never measured against held-out
+    networks may not."""
+    synthetic_predictor(held_out).save(predictor_path("tda4vm"))
+    pytester.makepyfile(test_ncap=SUITE.read_text())
+    pytester.runpytest("-m", "ncap", "--platform", "tda4vm", "--model", str(tiny_card), "--dataset",
+                       str(image_folder), "--precision", "int8", *FAST)
+    (latency,) = [r for r in records(pytester) if r["metric"] == "latency"]
+    assert latency["verdict"] == verdict and latency["grade"] == "projected"
+    assert "kernel predictor for host" in latency["method"]
+    assert latency["predictor_fitted"] == "2026-01-02T03:04:05+00:00"
+    assert latency["roofline_ms"] > 0 and latency["known_error"] == (held_out or "not measured")
+
+
+def test_without_a_predictor_the_roofline_says_it_is_the_fallback(pytester, tiny_card, image_folder):
+    predictor_path("tda4vm").unlink(missing_ok=True)
+    pytester.makepyfile(test_ncap=SUITE.read_text())
+    pytester.runpytest("-m", "ncap", "--platform", "tda4vm", "--model", str(tiny_card), "--dataset",
+                       str(image_folder), "--precision", "int8", *FAST)
+    (latency,) = [r for r in records(pytester) if r["metric"] == "latency"]
+    assert latency["method"].startswith("roofline, the fallback: tda4vm has no latency predictor")
