@@ -32,8 +32,8 @@ def main() -> None:
         raise SystemExit(drift["error"])
     mixed = bool(drift["kept_in_float"])
     print(f"\n{cell.model} {args.recipe} vs fp32 over {drift['images']} evaluation images: {drift['compared']} tensors "
-          f"compared, {drift['unmatched']} fused away before quantisation (unmatched), {drift['zero_in_fp32']} zero "
-          f"in FP32, {drift['seconds']:.1f} s\n")
+          f"compared, {drift['unmatched']} fused away before quantisation (unmatched), {drift['unranked']} unranked "
+          f"(zero in FP32 or not finite), {drift['seconds']:.1f} s\n")
     print("| rank | tensor | written by | mean abs error | p99 abs error | error / mean FP32 magnitude |"
           + (" mixed kept it float |" if mixed else ""))
     print("|---|---|---|---|---|---|" + ("---|" if mixed else ""))

@@ -235,10 +235,11 @@ def test_layer_drift_names_the_layer_that_changed_and_finds_none_elsewhere(tmp_p
 
 def test_a_records_drift_ranks_finite_layers_and_marks_what_mixed_kept_in_float():
     layers = [LayerDrift("a", "conv1 (Conv)", 0.1, 0.2, 0.05), LayerDrift("b", "fc (Gemm)", 0.3, 0.5, 0.20),
-              LayerDrift("z", "pad (Pad)", 0.0, 0.0, float("inf"))]
+              LayerDrift("z", "pad (Pad)", 0.0, 0.0, float("inf")),
+              LayerDrift("n", "div (Div)", float("nan"), 1.0, 0.5)]
     figures = drift_figures(DriftReport(layers, ["bn"], []), {"fc"}, images=4, seconds=0.5, top=1)
     assert [(layer["tensor"], layer["kept_float"]) for layer in figures["worst"]] == [("b", True)]
-    assert (figures["compared"], figures["unmatched"], figures["zero_in_fp32"]) == (3, 1, 1)
+    assert (figures["compared"], figures["unmatched"], figures["unranked"]) == (4, 1, 2)
     assert figures["kept_in_float"] == ["fc"]
     mixed = {"steps": [{"did": {"assignment": {"conv1": "int8", "fc": "fp32"}}}, {"did": {}}]}
     assert kept_in_float(mixed) == {"fc"} and kept_in_float({"steps": [{"did": {}}]}) == set()

@@ -105,10 +105,12 @@ def kept_in_float(manifest: dict[str, Any]) -> set[str]:
 def drift_figures(report: DriftReport, kept_float: set[str], images: int, seconds: float,
                   top: int = DRIFT_TOP) -> dict[str, Any]:
     """What a record says of the drift: the `top` layers that drift most, each marked if `mixed` kept it in float.
-    A tensor that is zero throughout in FP32 has no relative error: it is counted, not ranked."""
-    ranked = [layer for layer in report.worst(len(report.layers)) if math.isfinite(layer.relative_error)]
+    A tensor that is zero throughout in FP32 (no relative error) or has non-finite outputs is counted, not ranked:
+    a record holds finite numbers only."""
+    ranked = [layer for layer in report.worst(len(report.layers))
+              if all(map(math.isfinite, (layer.relative_error, layer.mean_abs_error, layer.p99_abs_error)))]
     return {"images": images, "compared": len(report.layers), "unmatched": len(report.unmatched),
-            "zero_in_fp32": len(report.layers) - len(ranked), "seconds": seconds, "method": METHOD,
+            "unranked": len(report.layers) - len(ranked), "seconds": seconds, "method": METHOD,
             "kept_in_float": sorted(kept_float),
             "worst": [{**dataclasses.asdict(layer), "kept_float": layer.producer.split(" (")[0] in kept_float}
                       for layer in ranked[:top]]}
