@@ -77,7 +77,8 @@ class BoardSource:
         return np.asarray(board.samples_ms) if isinstance(board, DeviceRun) else None
 
     def memory(self, cell: Cell) -> Evidence:
-        return memory_evidence(self._board_run(cell).memory, GRADE, self.run.deployed_model(cell).stat().st_size)
+        shipped_bytes = sum(path.stat().st_size for path in self._shipped(cell))  # a QNN context is two files
+        return memory_evidence(self._board_run(cell).memory, GRADE, shipped_bytes)
 
     def power(self, cell: Cell) -> Evidence:
         return power_evidence(self._board_run(cell).power, (
