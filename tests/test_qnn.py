@@ -107,6 +107,8 @@ def test_the_context_binary_reloads_and_answers_as_when_compiled(tmp_path):
     reloaded = qnn_session(context.onnx, SOC.value)
     assert [node.op_type for node in onnx.load(str(context.onnx)).graph.node].count("EPContext") == 1
     assert reloaded.get_outputs()[0].name == "logits"
+    with pytest.raises(NcapError, match="has no output named 'scores' .it has logits.; fix output.name"):
+        QnnRunner(context.onnx, SOC.value, "scores").__enter__()  # never quietly the first output
 
 
 @needs_qnn

@@ -52,8 +52,8 @@ class OnnxRuntimeRunner:
             first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise NcapError(f"ONNX Runtime cannot load {self.model}: {first_line[:300]}; "
                             "check that the file is a complete, valid ONNX model") from exc
-        self._input = _pick(self._session.get_inputs(), self._input_name, "input", self.model)
-        self._output = _pick(self._session.get_outputs(), self._output_name, "output", self.model)
+        self._input = pick_tensor(self._session.get_inputs(), self._input_name, "input", self.model)
+        self._output = pick_tensor(self._session.get_outputs(), self._output_name, "output", self.model)
         return self
 
     def __exit__(self, *exc_info: object) -> None:
@@ -86,7 +86,9 @@ class OnnxRuntimeRunner:
                 "threads": self.threads, "denormals_as_zero": self.denormals_as_zero} | spinning
 
 
-def _pick(nodes: list[Any], wanted: str | None, kind: str, model: Path) -> Any:
+def pick_tensor(nodes: list[Any], wanted: str | None, kind: str, model: Path) -> Any:
+    """The session input or output named `wanted` (the only one where no name is given); else one line naming
+    the choices and the card field to fix."""
     names = [node.name for node in nodes]
     if wanted is None:
         if len(nodes) == 1:

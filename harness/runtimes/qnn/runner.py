@@ -16,6 +16,7 @@ import numpy as np
 import onnxruntime as ort
 
 from harness.errors import NcapError
+from harness.runtimes.onnxruntime.runner import pick_tensor
 
 EP_NAME = "QNNExecutionProvider"
 
@@ -68,9 +69,10 @@ class QnnRunner:
             raise NcapError("onnxruntime-qnn is not installed where this runs: pip install onnxruntime-qnn "
                             "(or the harness's .[qnn] extra)")
         self._session = qnn_session(self.model, self.soc_model)
-        self._input = self._session.get_inputs()[0].name
-        outputs = [output.name for output in self._session.get_outputs()]
-        self._output = self._output_name if self._output_name in outputs else outputs[0]
+        # named as the ONNX Runtime runner names them: a card's output missing from the context is an error, never
+        # quietly the first output
+        self._input = pick_tensor(self._session.get_inputs(), None, "input", self.model).name
+        self._output = pick_tensor(self._session.get_outputs(), self._output_name, "output", self.model).name
         return self
 
     def __exit__(self, *exc_info: object) -> None:
