@@ -5,7 +5,7 @@ from pathlib import Path
 from typing import Annotated, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, PositiveInt, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PositiveInt, ValidationError, field_validator, model_validator
 
 from harness.errors import NcapError
 from harness.files import read_text
@@ -48,6 +48,13 @@ class ModelCard(_Strict):
     input: InputSpec
     output: OutputSpec = OutputSpec()
     classes: tuple[str, ...] = Field(min_length=2)
+
+    @field_validator("onnx")
+    @classmethod
+    def _a_file_name(cls, onnx: Path) -> Path:
+        if "\x00" in str(onnx):  # the OS refuses it with a ValueError, not a missing file
+            raise ValueError("a path with a NUL byte names no file")
+        return onnx
 
     @model_validator(mode="after")
     def _distinct_classes(self) -> ModelCard:

@@ -207,7 +207,8 @@ def _drop(key: str) -> Callable[[dict[str, Any]], None]:
 
 
 CARDS = [
-    ("no onnx", _drop("onnx")), ("onnx file missing", _set("onnx", "missing.onnx")), ("empty name", _set("name", "")),
+    ("no onnx", _drop("onnx")), ("onnx file missing", _set("onnx", "missing.onnx")),
+    ("onnx path with a NUL byte", _set("onnx", "a\x00b.onnx")), ("empty name", _set("name", "")),
     ("no classes", _set("classes", [])), ("duplicate classes", _set("classes", ["a", "a", "b", "c", "d"])),
     ("zero input size", _set("input.size", [0, 16])), ("one-number input size", _set("input.size", [16])),
     ("negative input size", _set("input.size", [-16, 16])), ("two channels", _set("input.channels", 2)),
