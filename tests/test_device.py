@@ -19,6 +19,7 @@ from harness.errors import NcapError
 from harness.measure.latency import LatencyPlan
 from harness.merge import main as ncap_main
 from harness.platform import Runtime
+from harness.project import blocks
 from harness.project.kernels import FEATURES, Kernel
 from harness.project.predictor import PredictorRecord, Sample, add_samples, load_predictor, predictor_path
 
@@ -171,7 +172,10 @@ def test_a_board_lost_mid_run_errors_and_keeps_the_samples(pytester, board, tiny
 
 
 @pytest.mark.skipif(find_spec("sklearn") is None, reason="the predictor's regressors need scikit-learn: .[predict]")
-def test_the_profiling_plan_runs_on_the_board(board, tmp_path, capsys):
+def test_the_profiling_plan_runs_on_the_board(board, tmp_path, capsys, monkeypatch):
+    # small blocks: a batch of 16 blocks of the real plan (up to 128 MB each) would take minutes to ship and time
+    monkeypatch.setattr(blocks, "MAX_MACS", 1e6)
+    monkeypatch.setattr(blocks, "MAX_WEIGHTS", 1e5)
     out = tmp_path / "board.json"
     conv = Kernel("conv", "Conv:float", dict.fromkeys(FEATURES, 1.0), 5.0)
     earlier = Sample({"network": "tiny-fp32-imx8"}, 1.0, [conv])  # a compliance run on the board added it

@@ -16,7 +16,15 @@ from conftest import FAST, tiny_classifier
 from harness.errors import NcapError
 from harness.project import blocks, profiling, validate
 from harness.project.kernels import FEATURES, Kernel, kernels_from_profile, profile_model
-from harness.project.predictor import Predictor, PredictorRecord, Sample, load_predictor, predictor_path
+from harness.project.predictor import (
+    Predictor,
+    PredictorRecord,
+    Sample,
+    load_predictor,
+    predictor_path,
+    timed_by_kind,
+    wall_timed,
+)
 
 needs_sklearn = pytest.mark.skipif(find_spec("sklearn") is None,
                                    reason="the predictor's regressors need scikit-learn: pip install '.[predict]'")
@@ -142,16 +150,76 @@ def test_a_bad_predictor_file_is_one_clear_line(tmp_path, content, says):
     assert "\n" not in str(error.value)
 
 
+def test_a_kernel_is_timed_by_its_block_wall_time_not_by_the_profiler():
+    """The profiler adds a few microseconds to every kernel, more in one session than in another: a kernel's time
+    is its profiled time less its own session's cost, so a block's kernels sum to its unprofiled wall time."""
+    true_times = [40.0, 3.0, 2.0]
+    for profiler_us in (2.0, 7.0):
+        profiled = [kernel("Conv:float", 1e4 * (i + 1), us + profiler_us) for i, us in enumerate(true_times)]
+        sample = Sample({"block": "conv"}, (sum(true_times) + CALL_US) / 1e3, profiled)
+        assert [k.microseconds for k in wall_timed(sample, CALL_US, -1.0)] == pytest.approx(true_times)
+    # a sample without a wall time (a board's layer profile can lack one) takes the fitted mean cost
+    assert [k.microseconds for k in wall_timed(Sample({}, None, profiled), CALL_US, -7.0)] == pytest.approx(true_times)
+
+
+def test_the_copies_of_a_kernel_in_one_block_are_one_sample_at_their_mean_time():
+    copies = [kernel("Conv:float", 1e4, us) for us in (10.0, 11.0, 12.0)]
+    by_kind = timed_by_kind([Sample({"block": "conv", "copies": 3}, None, [*copies, kernel("Relu:float", 10, 1.0)])])
+    assert [k.microseconds for k in by_kind["Conv:float"]] == [11.0] and len(by_kind["Relu:float"]) == 1
+
+
 def test_every_block_builds_at_every_precision_and_onnx_runtime_runs_it():
     rng = np.random.default_rng(0)
     for precision in profiling.PRECISIONS:
         for block in blocks.BLOCKS:
             config = blocks.sample_config(rng, precision, block)
-            assert blocks.block_macs(config) <= blocks.MAX_MACS
+            assert blocks.block_macs(config) <= blocks.MAX_MACS and config["copies"] >= 1
+            assert blocks.block_weights(config) <= blocks.MAX_WEIGHTS
             kernels = profile_model(blocks.block_model(config), blocks.block_feeds(config), 1, runs=1, warmup=0)
             assert kernels, f"{precision} {block} ran no kernel"
             if precision == "int8" and block in {"conv", "residual"}:
                 assert any("QLinearConv" in k.kind for k in kernels)  # quantised as the int8 pass quantises
+
+
+# Kernel types of the zoo's networks that only these blocks make (the first fit predicted them by a pooled forest)
+DETECTOR_AND_FP16_KINDS = [
+    ("fp16", {"block": "inverted", "expansion": 6, "kernel": 5, "stride": 1, "activation": "HardSwish"},
+     {"Min:float16", "Max:float16", "Cast:float16"}),  # an FP16 HardSwish inlined at opset 18, not fused
+    ("fp32", {"block": "conv", "out_channels": 32, "kernel": 3, "stride": 1, "depthwise": False,
+              "activation": "SiLU"}, {"microsoft.QuickGelu:float"}),
+    ("int8", {"block": "upsample", "activation": "SiLU"}, {"Resize:uint8", "microsoft.QLinearConcat:float"}),
+    ("int8", {"block": "csp", "activation": "SiLU"}, {"Split:uint8", "microsoft.QLinearSigmoid:uint8"}),
+    ("int8", {"block": "detect", "classes": 8}, {"microsoft.QLinearSoftmax:uint8"}),
+]
+
+
+@pytest.mark.parametrize("precision, block, kinds", DETECTOR_AND_FP16_KINDS)
+def test_blocks_make_the_kernel_types_the_zoo_networks_run(precision, block, kinds):
+    config = {"precision": precision, "channels": 32, "size": 8, "copies": 1} | block
+    kernels = profile_model(blocks.block_model(config), blocks.block_feeds(config), 1, runs=1, warmup=0)
+    assert kinds <= {k.kind for k in kernels}
+
+
+def test_copies_of_a_block_grow_the_working_set_each_kernel_is_timed_in():
+    """Side by side copies with their own weights: the kernels are the block's, the working set is the copies'."""
+    config = {"block": "conv", "precision": "fp32", "channels": 64, "out_channels": 64, "size": 4, "kernel": 3,
+              "stride": 1, "depthwise": False, "activation": "Relu"}
+    one, three = (profile_model(blocks.block_model(config | {"copies": n}), blocks.block_feeds(config), 1, runs=1,
+                                warmup=0) for n in (1, 3))
+    convs = [k for k in three if k.kind == "nchwc.Conv:float"]
+    assert len(convs) == 3 and blocks.block_macs(config | {"copies": 3}) == 3 * blocks.block_macs(config)
+    weights = 64 * 64 * 9 * 4  # bytes of one copy's convolution weights
+    assert three[0].features["working_set"] - one[0].features["working_set"] >= 2 * weights
+    assert {k.features["working_set"] for k in three} == {three[0].features["working_set"]}  # one per graph
+
+
+def test_the_working_set_counts_weights_at_their_stored_width():
+    """INT8 weights take a quarter of the bytes of FP32 ones: a kernel's data fits a cache the FP32 one does not."""
+    config = {"block": "conv", "out_channels": 256, "channels": 256, "size": 2, "kernel": 3, "stride": 1,
+              "depthwise": False, "activation": "none", "copies": 1}
+    fp32, int8 = (profile_model(blocks.block_model(config | {"precision": p}), blocks.block_feeds(config), 1,
+                                runs=1, warmup=0)[0].features["working_set"] for p in ("fp32", "int8"))
+    assert fp32 >= 256 * 256 * 9 * 4 and int8 < 0.3 * fp32
 
 
 @needs_sklearn

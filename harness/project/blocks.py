@@ -1,10 +1,18 @@
 """Synthetic CNN building blocks over sampled configurations: what the latency predictor times.
 
 A block is a few layers as CNNs use them (a convolution and its activation, a residual pair, an inverted
-residual, squeeze-and-excitation, a convolution and its pool, a classifier head), built with onnx.helper at one
-configuration (channels, spatial size, kernel, stride) and converted to the precision with the harness's own
-passes (ONNX Runtime's float16 converter, the int8 pass's quantize_static settings), so ONNX Runtime fuses it
-as it fuses a real network. None is a zoo network: the predictor is fitted without them.
+residual, squeeze-and-excitation, a convolution and its pool, a classifier head, and a detector's CSP stage,
+upsampling and box head), built with onnx.helper at one configuration (channels, spatial size, kernel, stride)
+and converted to the precision with the harness's own passes (ONNX Runtime's float16 converter, the int8 pass's
+quantize_static settings), so ONNX Runtime fuses it as it fuses a real network. None is a zoo network: the
+predictor is fitted without them.
+
+Two things make a block's kernels run as a network's do. The graph is at the exporter's opset: ONNX Runtime
+inlines an FP16 HardSwish into float16 Min and Max kernels at opset 18 and fuses it into the convolution at 17.
+And a block runs as `copies` side by side on one input, each with its own weights: in a network, a kernel's
+weights and code are evicted by the rest of the network between two runs (ResNet18's 44 MB of FP32 weights
+stream from memory on every inference), and a single small block timed in a loop never sees that. The copies
+set the working set a kernel's data must survive (kernels.FEATURES' `working_set`).
 """
 from __future__ import annotations
 
@@ -22,34 +30,40 @@ from onnx import TensorProto, helper, numpy_helper
 from onnxruntime.quantization import CalibrationDataReader
 from onnxruntime.transformers.float16 import convert_float_to_float16
 
+from harness.models.export import OPSET
 from harness.optimize.passes import Int8, prepare_for_quantization
-from harness.project.host import microbenchmark
 from harness.runtimes.onnxruntime.profile import standard_normal
 
-BLOCKS = ("conv", "residual", "inverted", "squeeze_excite", "pool", "head")
-ACTIVATIONS = ("none", "Relu", "HardSwish")
+BLOCKS = ("conv", "residual", "inverted", "squeeze_excite", "pool", "head", "csp", "upsample", "detect")
+ACTIVATIONS = ("none", "Relu", "HardSwish", "SiLU")  # SiLU as exported: Sigmoid and Mul (ORT fuses it)
 GLOBAL_POOLS = ("GlobalAveragePool", "ReduceMean")  # PyTorch's exporter writes AdaptiveAvgPool2d(1) as either
 MAX_MACS = 200e6  # a block's cap: larger ones only cost profiling time, their rate per MAC is that of these
+MAX_WEIGHTS = 32e6  # elements (128 MB in FP32): four times a large last-level cache, and a file a board takes
 MAX_SIZE = 320  # feature maps up to a 640x640 detector's after its stem
+INPUT_SIZES = (32, 64, 96, 112, 128, 160, 224, 256, 320, 416, 512, 640)  # images CNNs are commonly fed
+MAX_COPIES = 16  # copies of a block side by side: working sets from one block's to a large network's
+DFL_BINS = 16  # a YOLOv8 box head's distribution bins per box side
 CALIBRATION_BATCHES = 4
+IR_VERSION = 10  # what torch.onnx writes beside opset 18, as in the zoo's artifacts
 
 Config = dict[str, Any]
 
 
 def sample_config(rng: np.random.Generator, precision: str, block: str | None = None) -> Config:
-    """A random configuration of `block` (any block when None), within MAX_MACS."""
+    """A random configuration of `block` (any block when None), within MAX_MACS and MAX_WEIGHTS."""
     block = block or str(rng.choice(BLOCKS))
     while True:
-        config: Config = {"block": block, "precision": precision, "channels": _channels(rng),
-                          "size": int(round(math.exp(rng.uniform(math.log(2), math.log(MAX_SIZE)))))}
+        config: Config = {"block": block, "precision": precision, "channels": _channels(rng), "size": _size(rng),
+                          "copies": int(round(math.exp(rng.uniform(0, math.log(MAX_COPIES)))))}
         if block == "conv":
             depthwise = bool(rng.random() < 0.3)
             kernel = rng.choice([3, 5]) if depthwise else rng.choice([1, 3, 5, 7], p=[.4, .45, .1, .05])
             config |= {"out_channels": config["channels"] if depthwise else _channels(rng), "kernel": int(kernel),
                        "stride": int(rng.choice([1, 2], p=[.7, .3])), "depthwise": depthwise,
                        "activation": str(rng.choice(ACTIVATIONS))}
-            if not depthwise and rng.random() < 0.1:
-                config["channels"] = 3  # a stem on the image
+            if not depthwise and rng.random() < 0.25:  # a stem on the image: one per network, a large share of it
+                config |= {"channels": 3, "size": int(rng.choice(INPUT_SIZES)), "kernel": int(rng.choice([3, 5, 7])),
+                           "out_channels": _channels(rng, high=128)}
         elif block == "inverted":
             config |= {"expansion": int(rng.choice([1, 3, 4, 6])), "kernel": int(rng.choice([3, 5])),
                        "stride": int(rng.choice([1, 2])), "activation": str(rng.choice(ACTIVATIONS[1:]))}
@@ -57,46 +71,73 @@ def sample_config(rng: np.random.Generator, precision: str, block: str | None = 
             config |= {"pool": str(rng.choice(GLOBAL_POOLS))}
         elif block == "pool":
             config |= {"pool": str(rng.choice(["MaxPool", "AveragePool", *GLOBAL_POOLS])),
-                       "kernel": int(rng.choice([2, 3]))}
+                       "kernel": int(rng.choice([2, 3, 5])), "stride": int(rng.choice([1, 2]))}
         elif block == "head":
             config |= {"size": int(rng.integers(1, 9)), "hidden": _channels(rng, high=2048),
                        "pool": str(rng.choice(GLOBAL_POOLS)),
                        "classes": int(rng.integers(2, 1001)), "activation": str(rng.choice(ACTIVATIONS[1:]))}
-        if block_macs(config) <= MAX_MACS:
+        elif block in ("csp", "upsample"):
+            config |= {"activation": str(rng.choice(ACTIVATIONS[1:]))}
+        elif block == "detect":
+            config |= {"classes": int(rng.integers(1, 81))}
+        macs, weights = _per_copy(config)
+        config["copies"] = min(config["copies"], int(MAX_MACS // max(macs, 1.0)),
+                               int(MAX_WEIGHTS // max(weights, 1.0)))
+        if config["copies"] >= 1:
             return config
 
 
 def perturb(config: Config, rng: np.random.Generator) -> Config:
-    """A neighbour of `config`: its sizes scaled by up to +/-40 %, the rest kept (adaptive sampling's step)."""
+    """A neighbour of `config`: its sizes and copies scaled by up to +/-40 %, the rest kept (adaptive sampling's
+    step)."""
     for _ in range(20):
         moved = dict(config)
-        for key in ("channels", "out_channels", "size", "hidden", "classes"):
+        for key in ("channels", "out_channels", "size", "hidden", "classes", "copies"):
             if key in moved and moved[key] > 3:
                 moved[key] = max(1, int(round(moved[key] * math.exp(rng.uniform(-0.34, 0.34)))))
         if moved.get("depthwise"):
             moved["out_channels"] = moved["channels"]
-        if block_macs(moved) <= MAX_MACS:
+        if block_macs(moved) <= MAX_MACS and block_weights(moved) <= MAX_WEIGHTS:
             return moved
     return config
 
 
 def block_macs(config: Config) -> float:
-    """Multiply-accumulates of the block's convolutions and matrix products (the cost that bounds a sample)."""
+    """Multiply-accumulates of the block's convolutions and matrix products, all copies (the cost that bounds a
+    sample's time)."""
+    return _per_copy(config)[0] * config.get("copies", 1)
+
+
+def block_weights(config: Config) -> float:
+    """Weight elements of all copies (what bounds a sample's file, shipped to a board per block)."""
+    return _per_copy(config)[1] * config.get("copies", 1)
+
+
+def _per_copy(config: Config) -> tuple[float, float]:
+    """(MACs, weight elements) of one copy of the block."""
     c, size, block = config["channels"], config["size"], config["block"]
-    out = math.ceil(size / config.get("stride", 1)) ** 2
+    pixels, out = size * size, math.ceil(size / config.get("stride", 1)) ** 2
     if block == "conv":
-        per_output = config["kernel"] ** 2 * (1 if config["depthwise"] else c)
-        return out * config["out_channels"] * per_output
+        weights = config["out_channels"] * config["kernel"] ** 2 * (1 if config["depthwise"] else c)
+        return out * weights, weights
     if block == "residual":
-        return 2 * size * size * c * c * 9
+        return 2 * pixels * c * c * 9, 2 * c * c * 9
     if block == "inverted":
         wide = c * config["expansion"]
-        return size * size * c * wide + out * wide * (config["kernel"] ** 2 + c)
+        return pixels * c * wide + out * wide * (config["kernel"] ** 2 + c), wide * (2 * c + config["kernel"] ** 2)
     if block == "squeeze_excite":
-        return 2 * c * max(1, c // 4) + size * size * c
+        return 2 * c * max(1, c // 4) + pixels * c, 2 * c * max(1, c // 4)
     if block == "head":
-        return c * config["hidden"] + config["hidden"] * config["classes"] + size * size * c * c
-    return size * size * c * (c * 9 + config["kernel"] ** 2)  # pool: its convolution and the pooling
+        weights = c * c + c * config["hidden"] + config["hidden"] * config["classes"]
+        return weights + (pixels - 1) * c * c, weights
+    if block == "csp":  # 1x1, 3x3 on half the channels, 1x1 from one and a half
+        weights = c * c + (c // 2) ** 2 * 9 + (c + c // 2) * c
+        return pixels * weights, weights
+    if block == "upsample":  # a 1x1 convolution, then one at twice the size
+        return 5 * pixels * c * c, 2 * c * c
+    if block == "detect":
+        return pixels * c * (4 * DFL_BINS + config["classes"]), c * (4 * DFL_BINS + config["classes"])
+    return pixels * c * (c * 9 + config["kernel"] ** 2), c * c * 9  # pool: its convolution and the pooling
 
 
 def block_model(config: Config) -> bytes:
@@ -118,6 +159,14 @@ def block_shape(config: Config) -> list[int]:
     return [1, config["channels"], config["size"], config["size"]]
 
 
+def _size(rng: np.random.Generator) -> int:
+    """Half the time an input size a CNN is fed, halved by its strides (where networks' feature maps are), else
+    log-uniform from 2 to MAX_SIZE (everywhere else)."""
+    if rng.random() < 0.5:
+        return max(2, min(MAX_SIZE, int(rng.choice(INPUT_SIZES)) >> int(rng.integers(0, 6))))
+    return int(round(math.exp(rng.uniform(math.log(2), math.log(MAX_SIZE)))))
+
+
 def _channels(rng: np.random.Generator, high: int = 1024) -> int:
     """Log-uniform from 8 to `high`, a multiple of 8 as networks use them."""
     return int(8 * round(math.exp(rng.uniform(math.log(8), math.log(high))) / 8))
@@ -132,13 +181,19 @@ class _Layers:
         self.rng = np.random.default_rng(seed)
 
     def add(self, op: str, inputs: list[str], **attributes: Any) -> str:
-        out = f"t{len(self.nodes)}"
-        self.nodes.append(helper.make_node(op, inputs, [out], name=f"{op.lower()}{len(self.nodes)}", **attributes))
-        return out
+        return self.add_many(op, inputs, 1, **attributes)[0]
+
+    def add_many(self, op: str, inputs: list[str], outputs: int, **attributes: Any) -> list[str]:
+        names = [f"t{len(self.nodes)}_{i}" for i in range(outputs)]
+        self.nodes.append(helper.make_node(op, inputs, names, name=f"{op.lower()}{len(self.nodes)}", **attributes))
+        return names
 
     def weight(self, shape: list[int], fan_in: int) -> str:
-        name = f"w{len(self.weights)}"
         value = self.rng.standard_normal(shape).astype(np.float32) * np.float32(math.sqrt(2 / max(1, fan_in)))
+        return self.constant(value)
+
+    def constant(self, value: np.ndarray) -> str:
+        name = f"w{len(self.weights)}"
         self.weights.append(numpy_helper.from_array(value, name))
         return name
 
@@ -149,43 +204,82 @@ class _Layers:
                         pads=[kernel // 2] * 4, group=group)
 
     def act(self, x: str, activation: str) -> str:
+        if activation == "SiLU":
+            return self.add("Mul", [x, self.add("Sigmoid", [x])])
         return x if activation == "none" else self.add(activation, [x])
 
     def global_pool(self, x: str, op: str) -> str:
         """A global average pool as an exporter writes it: GlobalAveragePool, or ReduceMean over H and W."""
-        return self.add(op, [x], axes=[2, 3], keepdims=1) if op == "ReduceMean" else self.add(op, [x])
+        if op == "ReduceMean":
+            return self.add(op, [x, self.constant(np.array([2, 3], np.int64))], keepdims=1)
+        return self.add(op, [x])
 
     def gemm(self, x: str, cin: int, cout: int) -> str:
         return self.add("Gemm", [x, self.weight([cout, cin], cin), self.weight([cout], 1)], transB=1)
 
+    def upsample(self, x: str) -> str:
+        """Nearest-neighbour upsampling by two, as a detector's neck does it."""
+        scales = self.constant(np.array([1, 1, 2, 2], np.float32))
+        return self.add("Resize", [x, "", scales], mode="nearest")
+
 
 def _float_block(config: Config) -> onnx.ModelProto:
-    c, block = config["channels"], config["block"]
+    """`copies` of the block side by side on the input `x`; every tensor no layer reads is an output."""
     g = _Layers(seed=zlib.crc32(json.dumps(config, sort_keys=True).encode()))
+    for _ in range(config.get("copies", 1)):
+        _add_block(g, config)
+    read = {name for node in g.nodes for name in node.input}
+    outputs = [helper.make_tensor_value_info(name, TensorProto.FLOAT, None)
+               for node in g.nodes for name in node.output if name not in read]
+    graph = helper.make_graph(g.nodes, "block", [helper.make_tensor_value_info("x", TensorProto.FLOAT,
+                                                                               block_shape(config))],
+                              outputs, g.weights)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)])
+    model.ir_version = IR_VERSION
+    return model
+
+
+def _add_block(g: _Layers, config: Config) -> None:
+    c, size, block, act = config["channels"], config["size"], config["block"], config.get("activation", "none")
     if block == "conv":
         group = c if config["depthwise"] else 1
-        y = g.act(g.conv("x", c, config["out_channels"], config["kernel"], config["stride"], group),
-                  config["activation"])
+        g.act(g.conv("x", c, config["out_channels"], config["kernel"], config["stride"], group), act)
     elif block == "residual":
-        y = g.add("Relu", [g.add("Add", [g.conv(g.add("Relu", [g.conv("x", c, c, 3)]), c, c, 3), "x"])])
+        g.add("Relu", [g.add("Add", [g.conv(g.add("Relu", [g.conv("x", c, c, 3)]), c, c, 3), "x"])])
     elif block == "inverted":
-        wide, act = c * config["expansion"], config["activation"]
+        wide = c * config["expansion"]
         y = g.act(g.conv("x", c, wide, 1), act) if config["expansion"] > 1 else "x"
         y = g.conv(g.act(g.conv(y, wide, wide, config["kernel"], config["stride"], wide), act), wide, c, 1)
-        y = g.add("Add", [y, "x"]) if config["stride"] == 1 else y
+        if config["stride"] == 1:
+            g.add("Add", [y, "x"])
     elif block == "squeeze_excite":
         squeezed = g.add("Relu", [g.conv(g.global_pool("x", config["pool"]), c, max(1, c // 4), 1)])
-        y = g.add("Mul", [g.add("HardSigmoid", [g.conv(squeezed, max(1, c // 4), c, 1)]), "x"])
+        g.add("Mul", [g.add("HardSigmoid", [g.conv(squeezed, max(1, c // 4), c, 1)]), "x"])
     elif block == "pool":  # after a convolution, as in a network: ONNX Runtime then keeps its layout
         kernel, y = config["kernel"], g.add("Relu", [g.conv("x", c, c, 3)])
-        y = (g.global_pool(y, config["pool"]) if config["pool"] in GLOBAL_POOLS else
-             g.add(config["pool"], [y], kernel_shape=[kernel, kernel], strides=[2, 2], pads=[kernel // 2] * 4))
-    else:  # head, after a pointwise convolution
+        stride = config.get("stride", 2)
+        if config["pool"] in GLOBAL_POOLS:
+            g.global_pool(y, config["pool"])
+        else:
+            g.add(config["pool"], [y], kernel_shape=[kernel, kernel], strides=[stride, stride],
+                  pads=[kernel // 2] * 4)
+    elif block == "head":  # after a pointwise convolution
         flat = g.add("Flatten", [g.global_pool(g.add("Relu", [g.conv("x", c, c, 1)]), config["pool"])])
-        y = g.gemm(g.act(g.gemm(flat, c, config["hidden"]), config["activation"]), config["hidden"], config["classes"])
-    inputs = [helper.make_tensor_value_info("x", TensorProto.FLOAT, block_shape(config))]
-    g.nodes[-1].output[0] = "y"  # every block ends on the layer that made `y`
-    return microbenchmark(g.nodes, inputs, helper.make_tensor_value_info("y", TensorProto.FLOAT, None), g.weights)
+        g.gemm(g.act(g.gemm(flat, c, config["hidden"]), act), config["hidden"], config["classes"])
+    elif block == "csp":  # YOLOv8's C2f: split, a convolution on one half, everything concatenated
+        half = max(1, c // 2)
+        y = g.act(g.conv("x", c, 2 * half, 1), act)
+        first, second = g.add_many("Split", [y, g.constant(np.array([half, half], np.int64))], 2, axis=1)
+        z = g.act(g.conv(second, half, half, 3), act)
+        g.act(g.conv(g.add("Concat", [first, second, z], axis=1), 3 * half, c, 1), act)
+    elif block == "upsample":  # a detector's neck: a lateral convolution upsampled, concatenated with its own
+        up = g.upsample(g.act(g.conv("x", c, c, 1), act))
+        g.add("Concat", [up, g.act(g.conv(up, c, c, 1), act)], axis=1)
+    else:  # detect: YOLOv8's box distribution (softmax over bins) and class scores (sigmoid)
+        boxes = g.add("Reshape", [g.conv("x", c, 4 * DFL_BINS, 1),
+                                  g.constant(np.array([1, 4, DFL_BINS, size * size], np.int64))])
+        g.add("Softmax", [g.add("Transpose", [boxes], perm=[0, 2, 1, 3])], axis=1)
+        g.add("Sigmoid", [g.conv("x", c, config["classes"], 1)])
 
 
 class _Batches(CalibrationDataReader):

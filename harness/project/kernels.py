@@ -25,7 +25,8 @@ from harness.runtimes.onnxruntime.profile import layer_profile, standard_normal
 
 # One row of numbers per kernel, the regressors' input (log-scaled there): what decides a CPU kernel's time.
 FEATURES = ("macs", "input_elements", "output_elements", "weight_elements", "kernel_area", "stride", "groups",
-            "in_channels", "out_channels", "output_pixels")
+            "in_channels", "out_channels", "output_pixels", "working_set")
+ELEMENT_BYTES = {"float": 4, "float16": 2, "uint8": 1, "int8": 1}  # by a kernel type's element type
 CONV_OPS = {"Conv", "FusedConv", "QLinearConv", "ConvInteger", "ConvTranspose"}
 MATMUL_OPS = {"MatMul", "Gemm", "FusedGemm", "FusedMatMul", "QLinearMatMul", "MatMulInteger", "MatMulIntegerToFloat",
               "DynamicQuantizeMatMul", "QGemm"}
@@ -80,9 +81,19 @@ def kernels_from_profile(graph: onnx.GraphProto, events: list[dict[str, Any]], s
     if shapes and not any(node.input for node in known.values()):
         raise NcapError("the profile names none of the optimised graph's nodes; profile and graph must come from "
                         "the same session")
-    return [Kernel(name, _kind(known[name], args), _features(known[name], args, weights),
+    kinds = {name: _kind(known[name], args) for name, args in shapes.items()}
+    features = {name: _features(known[name], args, weights) for name, args in shapes.items()}
+    working_set = sum(_held_bytes(kinds[name], features[name]) for name in shapes)
+    return [Kernel(name, kinds[name], features[name] | {"working_set": working_set},
                    _trimmed_mean(times[name]) if times[name] else None)
-            for name, args in shapes.items()]
+            for name in shapes]
+
+
+def _held_bytes(kind: str, features: dict[str, float]) -> float:
+    """What a kernel adds to its graph's working set: its weights and its output. Between two runs of a kernel
+    the rest of the graph touches the whole set, so its data stays in a cache only where the whole set fits."""
+    element = ELEMENT_BYTES.get(kind.rsplit(":", 1)[-1], 4)
+    return element * (features["weight_elements"] + features["output_elements"])
 
 
 def _next(candidates: list[onnx.NodeProto], name: str, args: dict[str, Any]) -> onnx.NodeProto:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import platform as host_platform
 import sys
 import time
+from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -22,8 +23,8 @@ import onnxruntime as ort
 
 from harness.device.remote import AgentSession, profile_blocks_on_device
 from harness.project.blocks import Config, block_feeds, block_model, block_shape, perturb, sample_config
-from harness.project.kernels import kernels_from_profile
-from harness.project.predictor import Predictor, PredictorRecord, Sample, cross_validated_errors, timed_by_kind
+from harness.project.kernels import Kernel, kernels_from_profile
+from harness.project.predictor import Predictor, PredictorRecord, Sample, cross_validated_errors, timed_kernels
 from harness.runtimes.onnxruntime.profile import PROFILE_WARMUP, seconds_per_run, time_and_profile
 
 PRECISIONS = ("fp32", "fp16", "int8")
@@ -34,7 +35,7 @@ TARGET = 0.10  # a kernel sample predicted further off than this (cross-validate
 PROBE_S = 1.0  # seconds of timing of the probe
 # The drift reference: a mid-network convolution, timed at the end of the fit and beside every held-out network
 PROBE: Config = {"block": "conv", "precision": "fp32", "channels": 64, "out_channels": 64, "size": 32, "kernel": 3,
-                 "stride": 1, "depthwise": False, "activation": "Relu"}
+                 "stride": 1, "depthwise": False, "activation": "Relu", "copies": 1}
 
 
 @dataclass(frozen=True)
@@ -130,14 +131,14 @@ def _adaptive_round(samples: list[Sample], plan: Plan, rng: np.random.Generator,
     kernel type weighted by its share of samples off target and of the time, plus some random ones."""
     per_block_s = spent_s / len(samples)
     count = max(4, int(ROUND_SHARE * plan.budget_s / per_block_s))
-    owners: dict[str, list[int]] = {}
-    for index, sample in enumerate(samples):
-        for kernel in sample.kernels:
-            if kernel.microseconds is not None:
-                owners.setdefault(kernel.kind, []).append(index)
-    total_us = sum(k.microseconds or 0.0 for s in samples for k in s.kernels)
+    owners: dict[str, list[int]] = defaultdict(list)
+    by_kind: dict[str, list[Kernel]] = defaultdict(list)
+    for index, kernel in timed_kernels(samples):
+        owners[kernel.kind].append(index)
+        by_kind[kernel.kind].append(kernel)
+    total_us = sum(k.microseconds or 0.0 for kernels in by_kind.values() for k in kernels)
     weights, worst = {}, {}
-    for kind, kernels in timed_by_kind(samples).items():
+    for kind, kernels in by_kind.items():
         errors = np.abs(cross_validated_errors(kernels))
         off = errors > TARGET
         time_share = sum(k.microseconds or 0.0 for k in kernels) / max(total_us, 1e-9)
