@@ -119,7 +119,7 @@ def main(argv: list[str] | None = None) -> int:
                           help="a compliance run's results.jsonl whose self-audits join the report (repeatable)")
     profile = commands.add_parser("profile", help="time synthetic kernels here and fit this machine's latency "
                                   "predictor (docs/latency-prediction.md)")
-    profile.add_argument("--minutes", type=float, default=20.0, help="the profiling budget (default 20)")
+    profile.add_argument("--minutes", type=float, default=25.0, help="the profiling budget (default 25)")
     profile.add_argument("--threads", type=int, default=1, help="ONNX Runtime intra-op threads (default 1)")
     profile.add_argument("--platform", default="host", help="the platform the file is for (default host)")
     profile.add_argument("--device", metavar="ssh://USER@HOST[:PORT]", help="time the blocks on this board")
