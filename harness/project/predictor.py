@@ -1,5 +1,6 @@
 """A kernel-level latency predictor for one platform: one regressor per kernel type, a network as the sum of its
-kernels plus the runtime's measured per-call and per-kernel overhead (after nn-Meter, MobiSys'21).
+kernels (each timed by its block's wall clock, see `wall_timed`) plus the runtime's measured per-call overhead
+(after nn-Meter, MobiSys'21).
 
 The regressor is scikit-learn's RandomForestRegressor on the log of each kernel's features, predicting the log
 of its time per unit of work (see `_y`): nn-Meter's choice for the same problem. It needs no feature scaling,
