@@ -21,6 +21,7 @@ from harness.project.predictor import (
     PredictorRecord,
     Sample,
     load_predictor,
+    overheads,
     predictor_path,
     timed_by_kind,
     wall_timed,
@@ -111,7 +112,8 @@ def test_features_come_from_the_profile_and_the_graph_after_the_warm_up():
 @needs_sklearn
 def test_a_network_is_the_sum_of_its_kernels_plus_the_measured_overhead():
     predictor = synthetic_predictor()
-    assert predictor.overhead_us == pytest.approx(CALL_US) and predictor.per_kernel_us == pytest.approx(PER_KERNEL_US)
+    assert overheads(predictor.samples) == pytest.approx((CALL_US, PER_KERNEL_US))
+    assert predictor.overhead_us == pytest.approx(CALL_US)
     one, other = kernel("Conv:float", 2.05e5), kernel("Relu:float", 1.55e4)
     both = predictor.predict([one, other])
     alone = [predictor.predict([k]).ms for k in (one, other)]

@@ -71,7 +71,7 @@ class Predictor:
         if not samples:
             raise NcapError("a predictor needs timed samples; the profiling plan produced none")
         self.record, self.samples = record, samples
-        self.overhead_us, self.per_kernel_us = overheads(samples)
+        self.overhead_us = overheads(samples)[0]  # per call; the per-kernel term is in each kernel's time
         self.by_kind = timed_by_kind(samples)
         self._forests = {kind: _forest(kernels) for kind, kernels in self.by_kind.items()
                          if len(kernels) >= MIN_SAMPLES}
