@@ -304,3 +304,38 @@ def test_without_a_predictor_the_roofline_says_it_is_the_fallback(pytester, tiny
                        str(image_folder), "--precision", "int8", *FAST)
     (latency,) = [r for r in records(pytester) if r["metric"] == "latency"]
     assert latency["method"].startswith("roofline, the fallback: tda4vm has no latency predictor")
+
+
+def test_memory_evicted_between_a_blocks_runs_joins_its_working_set(monkeypatch):
+    """A block timed with `evict_mb` touches that memory before every run, timed or profiled, and its kernels'
+    working set counts it (a network's other layers evict a kernel's weights between its runs)."""
+    from harness.runtimes.onnxruntime import profile
+
+    touched = []
+    monkeypatch.setattr(profile, "evictor", lambda size: lambda: touched.append(size))
+    config = {"block": "conv", "precision": "fp32", "channels": 8, "out_channels": 8, "size": 4, "kernel": 3,
+              "stride": 1, "depthwise": False, "activation": "Relu", "copies": 1}
+    plain, evicted = (profiling.HostBench().time([config | {"evict_mb": mb}], 1)[0] for mb in (0, 3))
+    assert touched.count(3 << 20) >= 5 + 5 + profile.PROFILE_WARMUP  # before every timed and profiled run
+    assert {k.features["working_set"] for k in evicted.kernels} == {plain.kernels[0].features["working_set"]
+                                                                     + (3 << 20)}
+
+
+def test_perturbed_blocks_keep_channels_a_multiple_of_8_and_sizes_in_range():
+    """Networks' channel counts are multiples of 8, and ONNX Runtime runs others at other rates per MAC."""
+    rng = np.random.default_rng(0)
+    for _ in range(200):
+        config = blocks.sample_config(rng, "fp32")
+        moved = blocks.perturb(config, rng)
+        assert all(moved[key] % 8 == 0 for key in ("channels", "out_channels", "hidden")
+                   if key in moved and moved[key] >= 8), moved
+        assert moved["size"] <= max(config["size"], blocks.MAX_SIZE)
+
+
+def test_nhwc_kernels_take_their_channels_from_the_last_axis():
+    """ONNX Runtime runs INT8 pooling channels-last (NhwcMaxPool): its channels are the last axis, not the second."""
+    config = {"block": "pool", "precision": "int8", "channels": 24, "size": 40, "pool": "MaxPool", "kernel": 2,
+              "stride": 2, "copies": 1}
+    kernels = profile_model(blocks.block_model(config), blocks.block_feeds(config), 1, runs=1, warmup=0)
+    pools = [k for k in kernels if "NhwcMaxPool" in k.kind]
+    assert pools and all(k.features["in_channels"] == 24 for k in pools), [(k.kind, k.features) for k in pools]

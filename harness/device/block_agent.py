@@ -18,13 +18,15 @@ from harness.runtimes.onnxruntime.profile import standard_normal, time_and_profi
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("manifest", type=Path, help='JSON list of {"file": MODEL.onnx, "shape": [1, C, H, W]}')
+    parser.add_argument("manifest", type=Path,
+                        help='JSON list of {"file": MODEL.onnx, "shape": [1, C, H, W], "evict_bytes": N}')
     parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args()
     try:
         for index, entry in enumerate(json.loads(args.manifest.read_text())):
             feeds = {"x": standard_normal(entry["shape"])}
-            wall_s, events, graph = time_and_profile(args.manifest.parent / entry["file"], feeds, args.threads)
+            wall_s, events, graph = time_and_profile(args.manifest.parent / entry["file"], feeds, args.threads,
+                                                     entry.get("evict_bytes", 0))
             print(json.dumps({"event": "block", "index": index, "wall_s": wall_s, "events": events,
                               "graph": base64.b64encode(graph).decode()}), flush=True)
     except NcapError as exc:

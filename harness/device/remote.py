@@ -179,14 +179,15 @@ def run_on_device(address: DeviceAddress, job: DeviceJob) -> DeviceRun:
     return result
 
 
-def profile_blocks_on_device(agent: AgentSession, models: list[tuple[bytes, list[int]]],
+def profile_blocks_on_device(agent: AgentSession, models: list[tuple[bytes, list[int], int]],
                              threads: int) -> list[tuple[float, list[dict[str, Any]], bytes]]:
-    """Each (ONNX bytes, input shape) timed and profiled on the board (harness.device.block_agent), in order:
-    (wall seconds, per-layer profile events, optimised graph bytes) each, as the host's `time_and_profile`."""
+    """Each (ONNX bytes, input shape, bytes evicted between runs) timed and profiled on the board
+    (harness.device.block_agent), in order: (wall seconds, per-layer profile events, optimised graph bytes) each,
+    as the host's `time_and_profile`."""
     manifest = []
-    for index, (model, shape) in enumerate(models):
+    for index, (model, shape, evict) in enumerate(models):
         agent.put(model, f"block{index}.onnx")
-        manifest.append({"file": f"block{index}.onnx", "shape": shape})
+        manifest.append({"file": f"block{index}.onnx", "shape": shape, "evict_bytes": evict})
     agent.put(json.dumps(manifest).encode(), "blocks.json")
     remote = agent.run("harness.device.block_agent", "blocks.json", "--threads", str(threads))
     results, done = [], False

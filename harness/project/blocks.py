@@ -12,7 +12,10 @@ inlines an FP16 HardSwish into float16 Min and Max kernels at opset 18 and fuses
 And a block runs as `copies` side by side on one input, each with its own weights: in a network, a kernel's
 weights and code are evicted by the rest of the network between two runs (ResNet18's 44 MB of FP32 weights
 stream from memory on every inference), and a single small block timed in a loop never sees that. The copies
-set the working set a kernel's data must survive (kernels.FEATURES' `working_set`).
+set the working set a kernel's data must survive (kernels.FEATURES' `working_set`). Copies cannot make that set
+large around a large kernel (MAX_MACS bounds a block), so half the blocks also have other memory touched between
+their runs (`evict_mb`, see harness.runtimes.onnxruntime.profile.evictor): YOLOv8-s's convolutions run with
+hundreds of megabytes of feature maps between two runs of each, and a block's largest convolutions must too.
 """
 from __future__ import annotations
 
@@ -42,6 +45,7 @@ MAX_WEIGHTS = 32e6  # elements (128 MB in FP32): four times a large last-level c
 MAX_SIZE = 320  # feature maps up to a 640x640 detector's after its stem
 INPUT_SIZES = (32, 64, 96, 112, 128, 160, 224, 256, 320, 416, 512, 640)  # images CNNs are commonly fed
 MAX_COPIES = 16  # copies of a block side by side: working sets from one block's to a large network's
+MAX_EVICT_MB = 128  # memory touched between a block's runs: four times a large last-level cache, where nothing survives
 DFL_BINS = 16  # a YOLOv8 box head's distribution bins per box side
 CALIBRATION_BATCHES = 4
 IR_VERSION = 10  # what torch.onnx writes beside opset 18, as in the zoo's artifacts
@@ -54,7 +58,9 @@ def sample_config(rng: np.random.Generator, precision: str, block: str | None = 
     block = block or str(rng.choice(BLOCKS))
     while True:
         config: Config = {"block": block, "precision": precision, "channels": _channels(rng), "size": _size(rng),
-                          "copies": int(round(math.exp(rng.uniform(0, math.log(MAX_COPIES)))))}
+                          "copies": int(round(math.exp(rng.uniform(0, math.log(MAX_COPIES))))),
+                          "evict_mb": int(round(math.exp(rng.uniform(0, math.log(MAX_EVICT_MB)))))
+                          if rng.random() < 0.5 else 0}
         if block == "conv":
             depthwise = bool(rng.random() < 0.3)
             kernel = rng.choice([3, 5]) if depthwise else rng.choice([1, 3, 5, 7], p=[.4, .45, .1, .05])
@@ -88,13 +94,19 @@ def sample_config(rng: np.random.Generator, precision: str, block: str | None = 
 
 
 def perturb(config: Config, rng: np.random.Generator) -> Config:
-    """A neighbour of `config`: its sizes and copies scaled by up to +/-40 %, the rest kept (adaptive sampling's
-    step)."""
+    """A neighbour of `config`: its sizes, copies and evicted memory scaled by up to +/-40 %, the rest kept
+    (adaptive sampling's step). Channels stay multiples of 8, as `_channels` samples them: ONNX Runtime's kernels
+    run other counts at other rates per MAC, and samples there (a third of a fit's, measured) made the networks'
+    predictions up to 1.5x too slow. Sizes stay within the sampled range."""
     for _ in range(20):
         moved = dict(config)
-        for key in ("channels", "out_channels", "size", "hidden", "classes", "copies"):
+        for key in ("channels", "out_channels", "size", "hidden", "classes", "copies", "evict_mb"):
             if key in moved and moved[key] > 3:
                 moved[key] = max(1, int(round(moved[key] * math.exp(rng.uniform(-0.34, 0.34)))))
+        for key in ("channels", "out_channels", "hidden"):
+            if key in moved and moved[key] >= 8:
+                moved[key] = 8 * max(1, round(moved[key] / 8))
+        moved["size"] = min(moved["size"], max(config["size"], MAX_SIZE))
         if moved.get("depthwise"):
             moved["out_channels"] = moved["channels"]
         if block_macs(moved) <= MAX_MACS and block_weights(moved) <= MAX_WEIGHTS:
@@ -157,6 +169,11 @@ def block_feeds(config: Config, seed: int = 0) -> dict[str, np.ndarray]:
 
 def block_shape(config: Config) -> list[int]:
     return [1, config["channels"], config["size"], config["size"]]
+
+
+def evict_bytes(config: Config) -> int:
+    """The memory touched between two runs of the block (blocks sampled before it existed touch none)."""
+    return int(config.get("evict_mb", 0)) << 20
 
 
 def _size(rng: np.random.Generator) -> int:

@@ -53,9 +53,11 @@ def profile_model(model: Path | bytes, feeds: dict[str, np.ndarray], threads: in
     return kernels_from_profile(onnx.load_from_string(graph).graph, events, skip_runs=warmup)
 
 
-def kernels_from_profile(graph: onnx.GraphProto, events: list[dict[str, Any]], skip_runs: int = 0) -> list[Kernel]:
+def kernels_from_profile(graph: onnx.GraphProto, events: list[dict[str, Any]], skip_runs: int = 0,
+                         evict_bytes: int = 0) -> list[Kernel]:
     """The kernels of an ONNX Runtime profile (its JSON events) joined with the optimised graph it ran, in order of
-    execution; each kernel's time is the mean over the profiled runs after the first `skip_runs`."""
+    execution; each kernel's time is the mean over the profiled runs after the first `skip_runs`. `evict_bytes`:
+    the memory touched between runs besides the graph's (harness.runtimes.onnxruntime.profile.evictor)."""
     nodes = {node.name: node for node in graph.node}
     weights = {init.name: list(init.dims) for init in graph.initializer}
     times: dict[str, list[float]] = defaultdict(list)
@@ -83,7 +85,7 @@ def kernels_from_profile(graph: onnx.GraphProto, events: list[dict[str, Any]], s
                         "the same session")
     kinds = {name: _kind(known[name], args) for name, args in shapes.items()}
     features = {name: _features(known[name], args, weights) for name, args in shapes.items()}
-    working_set = sum(_held_bytes(kinds[name], features[name]) for name in shapes)
+    working_set = evict_bytes + sum(_held_bytes(kinds[name], features[name]) for name in shapes)
     return [Kernel(name, kinds[name], features[name] | {"working_set": working_set},
                    _trimmed_mean(times[name]) if times[name] else None)
             for name in shapes]
@@ -119,7 +121,8 @@ def _features(node: onnx.NodeProto, args: dict[str, Any], weights: dict[str, lis
     groups = float(attributes.get("group", 1))
     kernel = attributes.get("kernel_shape") or []
     strides = attributes.get("strides") or [1]
-    in_channels = out_channels = float(inputs[0][1]) if inputs and len(inputs[0]) == 4 else 0.0
+    channel_axis = -1 if node.op_type.startswith("Nhwc") or attributes.get("channels_last") else 1
+    in_channels = out_channels = float(inputs[0][channel_axis]) if inputs and len(inputs[0]) == 4 else 0.0
     macs = out_elements
     if node.op_type in CONV_OPS:
         weight = _conv_weight(weight_shapes, inputs)

@@ -22,7 +22,15 @@ import onnx
 import onnxruntime as ort
 
 from harness.device.remote import AgentSession, profile_blocks_on_device
-from harness.project.blocks import Config, block_feeds, block_model, block_shape, perturb, sample_config
+from harness.project.blocks import (
+    Config,
+    block_feeds,
+    block_model,
+    block_shape,
+    evict_bytes,
+    perturb,
+    sample_config,
+)
 from harness.project.kernels import Kernel, kernels_from_profile
 from harness.project.predictor import Predictor, PredictorRecord, Sample, cross_validated_errors, timed_kernels
 from harness.runtimes.onnxruntime.profile import PROFILE_WARMUP, seconds_per_run, time_and_profile
@@ -67,7 +75,8 @@ class HostBench:
         self.machine, self.runtime = _machine(), f"onnxruntime {ort.__version__}"
 
     def time(self, configs: list[Config], threads: int) -> list[Sample]:
-        return [block_sample(c, *time_and_profile(block_model(c), block_feeds(c), threads)) for c in configs]
+        return [block_sample(c, *time_and_profile(block_model(c), block_feeds(c), threads, evict_bytes(c)))
+                for c in configs]
 
     def probe_ms(self, threads: int) -> float:
         return seconds_per_run(block_model(PROBE), block_feeds(PROBE), threads, PROBE_S) * 1e3
@@ -82,7 +91,8 @@ class DeviceBench:
         self.agent, self.machine, self.runtime = agent, f"the board {agent.address}", "onnxruntime on the board"
 
     def time(self, configs: list[Config], threads: int) -> list[Sample]:
-        results = profile_blocks_on_device(self.agent, [(block_model(c), block_shape(c)) for c in configs], threads)
+        results = profile_blocks_on_device(self.agent, [(block_model(c), block_shape(c), evict_bytes(c))
+                                                         for c in configs], threads)
         return [block_sample(config, *result) for config, result in zip(configs, results, strict=True)]
 
     def probe_ms(self, threads: int) -> float:
@@ -91,7 +101,7 @@ class DeviceBench:
 
 def block_sample(config: Config, wall_s: float, events: list[dict[str, Any]], graph: bytes) -> Sample:
     """A block's sample from its wall time and its per-layer profile (`time_and_profile`'s result)."""
-    kernels = kernels_from_profile(onnx.load_from_string(graph).graph, events, skip_runs=PROFILE_WARMUP)
+    kernels = kernels_from_profile(onnx.load_from_string(graph).graph, events, PROFILE_WARMUP, evict_bytes(config))
     return Sample(config, wall_s * 1e3, kernels)
 
 

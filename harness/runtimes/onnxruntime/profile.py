@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -26,36 +27,53 @@ def standard_normal(shape: list[int], seed: int = 0) -> np.ndarray:
     return np.random.default_rng(seed).standard_normal(shape).astype(np.float32)
 
 
-def seconds_per_run(model: Path | bytes, feeds: dict[str, np.ndarray], threads: int, budget_s: float = 0.3) -> float:
-    """The median time of one run, after a warm-up, over about `budget_s` of runs."""
+def evictor(size_bytes: int) -> Callable[[], None]:
+    """What runs between two timed runs: reads and writes `size_bytes` of other memory, as a network's other layers
+    do between two runs of one of its kernels, so a run finds its weights where a network would leave them (gone
+    from the caches where `size_bytes` is larger than they are). Nothing where it is 0."""
+    if size_bytes <= 0:
+        return lambda: None
+    buffer = np.zeros(size_bytes // 4, dtype=np.float32)
+    return lambda: np.add(buffer, 1.0, out=buffer)
+
+
+def seconds_per_run(model: Path | bytes, feeds: dict[str, np.ndarray], threads: int, budget_s: float = 0.3,
+                    evict_bytes: int = 0) -> float:
+    """The median time of one run, after a warm-up, over about `budget_s` of runs (not counting the `evictor`'s
+    time between them)."""
     source = str(model) if isinstance(model, Path) else model
     session = ort.InferenceSession(source, session_options(threads), providers=["CPUExecutionProvider"])
+    evict = evictor(evict_bytes)
     for _ in range(3):
         session.run(None, feeds)
     times: list[float] = []
     deadline = time.perf_counter() + budget_s
     while len(times) < 5 or time.perf_counter() < deadline:
+        evict()
         started = time.perf_counter()
         session.run(None, feeds)
         times.append(time.perf_counter() - started)
     return float(np.median(times))
 
 
-def time_and_profile(model: Path | bytes, feeds: dict[str, np.ndarray],
-                     threads: int) -> tuple[float, list[dict[str, Any]], bytes]:
+def time_and_profile(model: Path | bytes, feeds: dict[str, np.ndarray], threads: int,
+                     evict_bytes: int = 0) -> tuple[float, list[dict[str, Any]], bytes]:
     """A latency predictor's sample of one model: its unprofiled wall time (s), then its per-layer profile over
     enough runs for about PROFILE_S (5 to 50), as `layer_profile` gives it; its first PROFILE_WARMUP runs are
-    the warm-up. The same on the host and, through the device profiler, on a board."""
-    wall_s = seconds_per_run(model, feeds, threads, WALL_S)
+    the warm-up. `evict_bytes` of other memory are touched between runs (see `evictor`). The same on the host
+    and, through the device profiler, on a board."""
+    wall_s = seconds_per_run(model, feeds, threads, WALL_S, evict_bytes)
     runs = int(np.clip(PROFILE_S / max(wall_s, 1e-6), 5, 50))
-    return (wall_s, *layer_profile(model, feeds, threads, runs, PROFILE_WARMUP))
+    return (wall_s, *layer_profile(model, feeds, threads, runs, PROFILE_WARMUP, evict_bytes=evict_bytes))
 
 
 def layer_profile(model: Path | bytes, feeds: dict[str, np.ndarray] | np.ndarray, threads: int, runs: int,
-                  warmup: int, disabled_optimizers: tuple[str, ...] = ()) -> tuple[list[dict[str, Any]], bytes]:
+                  warmup: int, disabled_optimizers: tuple[str, ...] = (),
+                  evict_bytes: int = 0) -> tuple[list[dict[str, Any]], bytes]:
     """Run the model `warmup` + `runs` times under the profiler on `feeds` (an array goes to its first input):
     (the kernels' events in order, every run's, the warm-up's first; the optimised graph as ONNX bytes).
-    `disabled_optimizers` leaves out graph transformers another machine's runtime does not have."""
+    `disabled_optimizers` leaves out graph transformers another machine's runtime does not have; `evict_bytes`
+    of other memory are touched between runs (see `evictor`)."""
     with tempfile.TemporaryDirectory(prefix="ncap-profile-") as scratch:
         options = session_options(threads)
         options.enable_profiling = True
@@ -70,7 +88,9 @@ def layer_profile(model: Path | bytes, feeds: dict[str, np.ndarray] | np.ndarray
             raise NcapError(f"ONNX Runtime cannot load {getattr(model, 'name', 'the model')}: {detail}") from exc
         if isinstance(feeds, np.ndarray):
             feeds = {session.get_inputs()[0].name: feeds}
+        evict = evictor(evict_bytes)
         for _ in range(warmup + runs):
+            evict()
             session.run(None, feeds)
         events = json.loads(Path(session.end_profiling()).read_text())
         graph = (Path(scratch) / "optimized.onnx").read_bytes()
