@@ -11,7 +11,7 @@ from harness.errors import NcapError
 from harness.measure.latency import LatencyPlan, time_inferences
 from harness.measure.memory import measure_peak_memory
 from harness.models.card import load_card
-from harness.optimize.passes import PassContext
+from harness.optimize.passes import Fp16, PassContext
 from harness.optimize.recipe import build_artifact, parse_recipe
 from harness.runtimes.onnxruntime.runner import OnnxRuntimeRunner, session_options
 from harness.runtimes.registry import RunnerSpec
@@ -93,6 +93,22 @@ def test_fp16_artifact_keeps_float32_io_and_agrees(tmp_path):
     sample = np.random.default_rng(1).standard_normal((2, 3, 16, 16)).astype(np.float32)
     with OnnxRuntimeRunner(card.onnx) as fp32, OnnxRuntimeRunner(artifact.card.onnx) as fp16:
         assert np.allclose(fp32.infer(sample), fp16.infer(sample), atol=5e-2)
+
+
+def test_fp16_loads_where_two_resizes_share_scales_the_exporter_typed(tmp_path):
+    """As torch.onnx exports YOLOv8-s's upsamplings: one scales initializer, also listed in value_info."""
+    scales = onnx.numpy_helper.from_array(np.array([1, 1, 2, 2], np.float32), "scales")
+    nodes = [onnx.helper.make_node("Resize", [x, "", "scales"], [y], mode="nearest")
+             for x, y in (("x", "a"), ("a", "y"))]
+    graph = onnx.helper.make_graph(
+        nodes, "upsample", [onnx.helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, [1, 2, 4, 4])],
+        [onnx.helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, [1, 2, 16, 16])], [scales],
+        value_info=[onnx.helper.make_tensor_value_info("scales", onnx.TensorProto.FLOAT, [4])])
+    source, target = tmp_path / "up.onnx", tmp_path / "up-fp16.onnx"
+    onnx.save(onnx.helper.make_model(graph, opset_imports=[onnx.helper.make_opsetid("", 18)], ir_version=10), source)
+    Fp16().apply(source, target, None)
+    with OnnxRuntimeRunner(target, threads=1) as runner:
+        assert runner.infer(np.ones((1, 2, 4, 4), np.float32)).shape == (1, 2, 16, 16)
 
 
 def test_artifacts_are_cached_by_content(tmp_path):

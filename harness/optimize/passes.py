@@ -75,8 +75,21 @@ class Fp16:
         return {"keep_io_types": True}
 
     def apply(self, source: Path, target: Path, context: PassContext) -> dict[str, Any]:
-        onnx.save(convert_float_to_float16(onnx.load(str(source)), keep_io_types=True), str(target))
+        model = onnx.load(str(source))
+        _drop_initializers_value_info(model.graph)
+        onnx.save(convert_float_to_float16(model, keep_io_types=True), str(target))
         return {"tool": "onnxruntime.transformers.float16.convert_float_to_float16"}
+
+
+def _drop_initializers_value_info(graph: onnx.GraphProto) -> None:
+    """Remove the value_info entries torch.onnx writes for initializers (an initializer states its own type).
+    ONNX Runtime's float16 converter retypes such an entry to float16 while it keeps the initializer float32 for
+    an input that must stay float (Resize's scales), then casts it once per consumer under one node name: YOLOv8-s,
+    whose two upsamplings share their scales, came out a model ONNX Runtime refuses to load."""
+    initializers = {initializer.name for initializer in graph.initializer}
+    kept = [value for value in graph.value_info if value.name not in initializers]
+    del graph.value_info[:]
+    graph.value_info.extend(kept)
 
 
 class Int8:
