@@ -256,12 +256,15 @@ def test_the_plan_keeps_its_budget_and_reports_progress(monkeypatch):
                     for c in configs]
 
         def probe_ms(self, threads):
-            return 1.5
+            return next(speeds)  # the machine slows down for a while: the probe says so each time it is timed
 
-    seen, sizes = [], []
+    seen, sizes, speeds = [], [], iter([1.0, 3.0, 1.5, 3.0, 1.0])
+    monkeypatch.setattr(profiling, "PROBE_EVERY_S", 6.0)
     predictor = profiling.profile_platform(profiling.Plan(budget_s=20), Bench(), "host", lambda f, s: seen.append(f))
     assert seen == sorted(seen) and seen[-1] == 1.0 and max(seen[:-1]) < 1.0
-    assert 20 <= predictor.record.profiling_seconds <= 22 and predictor.record.probe["ms"] == 1.5
+    assert 20 <= predictor.record.profiling_seconds <= 22
+    # timed every 6 s of 20 and at the end: the fit's speed is the median of the readings, not the last one
+    assert predictor.record.probe["readings_ms"] == [1.0, 3.0, 1.5, 3.0] and predictor.record.probe["ms"] == 2.25
     assert len(sizes) == len(seen) - 1 and all(1 <= size <= 3 for size in sizes)  # a batch per call, at most
     assert len(predictor.samples) == sum(sizes) and predictor.record.machine == "test CPU"
 

@@ -54,7 +54,7 @@ class PredictorRecord:
     threads: int
     fitted: str  # ISO 8601 date and time of the fit
     profiling_seconds: float
-    probe: dict[str, Any]  # {"block": config, "ms": its median at fit time}: the drift reference
+    probe: dict[str, Any]  # {"block": config, "ms": its median over the plan, "readings_ms"}: the drift reference
     held_out: dict[str, Any] | None = None  # the measured error on networks not used in fitting
     updates: list[dict[str, Any]] = field(default_factory=list)  # per-layer samples added by board runs since
 

@@ -41,7 +41,8 @@ ROUND_SHARE = 0.1  # of the budget per adaptive round
 EXPLORE_IN_ROUND = 0.25  # of each round's blocks still random, so no region is left unsampled
 TARGET = 0.10  # a kernel sample predicted further off than this (cross-validated) is a region to sample more
 PROBE_S = 1.0  # seconds of timing of the probe
-# The drift reference: a mid-network convolution, timed at the end of the fit and beside every held-out network
+PROBE_EVERY_S = 60.0  # the probe is timed this often during the plan: a shared machine's speed moves for minutes
+# The drift reference: a mid-network convolution, timed through the fit and beside every held-out network
 PROBE: Config = {"block": "conv", "precision": "fp32", "channels": 64, "out_channels": 64, "size": 32, "kernel": 3,
                  "stride": 1, "depthwise": False, "activation": "Relu", "copies": 1}
 
@@ -118,8 +119,11 @@ def profile_platform(plan: Plan, bench: Bench, platform: str = "host",
     def spent() -> float:
         return time.monotonic() - started
 
-    status = "exploring"
+    status, readings, next_reading = "exploring", [], 0.0
     while spent() < plan.budget_s:
+        if spent() >= next_reading:
+            readings.append(bench.probe_ms(plan.threads))
+            next_reading = spent() + PROBE_EVERY_S
         if not queue:
             if spent() < EXPLORE_SHARE * plan.budget_s:
                 queue = [sample_config(rng, str(rng.choice(plan.precisions))) for _ in range(bench.batch)]
@@ -128,7 +132,9 @@ def profile_platform(plan: Plan, bench: Bench, platform: str = "host",
         samples += bench.time(queue[:bench.batch], plan.threads)
         queue = queue[bench.batch:]
         report(min(0.99, spent() / plan.budget_s), f"{len(samples)} blocks; {status}")
-    probe = {"block": PROBE, "ms": bench.probe_ms(plan.threads)}
+    readings.append(bench.probe_ms(plan.threads))
+    # the speed the samples were timed at is the probe's median over the plan, not its last reading
+    probe = {"block": PROBE, "ms": float(np.median(readings)), "readings_ms": readings}
     record = PredictorRecord(platform, bench.machine, bench.runtime, plan.threads,
                              datetime.now(UTC).isoformat(timespec="seconds"), round(spent(), 1), probe)
     report(1.0, f"{len(samples)} blocks in {spent() / 60:.1f} min")
