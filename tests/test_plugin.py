@@ -130,7 +130,8 @@ def test_corrupt_onnx_errors_clearly_and_other_cells_still_run(suite, tiny_card,
     result = run_suite(suite, f"{tiny_card},{broken_card}", image_folder)
     outcomes = result.parseoutcomes()
     assert outcomes["errors"] == 10  # every broken cell is an error, none passes or is skipped
-    assert outcomes["passed"] == 7  # the good model's cells all ran
+    # the good model's cells all ran to a verdict (whether its latency met 50 ms on a shared VM is not the point)
+    assert outcomes.get("passed", 0) + outcomes.get("failed", 0) == 7
     result.stdout.fnmatch_lines(["*broken.onnx is not a valid ONNX model*re-export or replace the file*"])
     errors = [r for r in records(suite) if r["verdict"] == "error"]
     assert {r["cell"] for r in errors} == {"broken-fp32-host", "broken-int8-host"}
