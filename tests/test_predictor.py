@@ -112,7 +112,7 @@ def test_features_come_from_the_profile_and_the_graph_after_the_warm_up():
 @needs_sklearn
 def test_a_network_is_the_sum_of_its_kernels_plus_the_measured_overhead():
     predictor = synthetic_predictor()
-    assert overheads(predictor.samples) == pytest.approx((CALL_US, PER_KERNEL_US))
+    assert overheads(predictor.samples) == pytest.approx((CALL_US, 0.0, PER_KERNEL_US))
     assert predictor.overhead_us == pytest.approx(CALL_US)
     one, other = kernel("Conv:float", 2.05e5), kernel("Relu:float", 1.55e4)
     both = predictor.predict([one, other])
@@ -162,6 +162,22 @@ def test_a_kernel_is_timed_by_its_block_wall_time_not_by_the_profiler():
         assert [k.microseconds for k in wall_timed(sample, CALL_US, -1.0)] == pytest.approx(true_times)
     # a sample without a wall time (a board's layer profile can lack one) takes the fitted mean cost
     assert [k.microseconds for k in wall_timed(Sample({}, None, profiled), CALL_US, -7.0)] == pytest.approx(true_times)
+
+
+def test_a_cold_call_after_evicted_memory_is_not_spread_over_the_kernels():
+    """A block that evicts memory before each run waits longer for its call (feeds, outputs and the runtime's
+    state are cold) than its kernels take: that time is the call's, fitted apart, not its kernels'."""
+    cold_us, samples = 25.0, []
+    for i in range(40):
+        macs, evicting = 1e4 * (i + 1), i % 4 < 2
+        kernels = [kernel("Conv:float", macs, true_us(macs)), kernel("Relu:float", macs / 10, true_us(macs / 10))]
+        kernels = kernels[: 1 + i % 2]
+        wall_us = sum(k.microseconds for k in kernels) + CALL_US + PER_KERNEL_US * len(kernels) + cold_us * evicting
+        samples.append(Sample({"block": "conv", "evict_mb": 8 * evicting}, wall_us / 1e3, kernels))
+    assert overheads(samples) == pytest.approx((CALL_US, cold_us, PER_KERNEL_US))
+    timed = timed_by_kind(samples)["Conv:float"]
+    assert [k.microseconds for k in timed] == pytest.approx([true_us(k.features["macs"]) + PER_KERNEL_US
+                                                             for k in timed])
 
 
 def test_the_copies_of_a_kernel_in_one_block_are_one_sample_at_their_mean_time():

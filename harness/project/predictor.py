@@ -20,13 +20,13 @@ from collections import defaultdict
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
 from harness import cache
 from harness.errors import NcapError
-from harness.project.blocks import Config
+from harness.project.blocks import Config, evict_bytes
 from harness.project.kernels import FEATURES, Kernel
 
 FORMAT = "dms-ncap kernel predictor 3"  # 3: memory evicted between runs in the working set, NHWC channels
@@ -71,7 +71,8 @@ class Predictor:
         if not samples:
             raise NcapError("a predictor needs timed samples; the profiling plan produced none")
         self.record, self.samples = record, samples
-        self.overhead_us = overheads(samples)[0]  # per call; the per-kernel term is in each kernel's time
+        # a network runs back to back: a warm call; the per-kernel term is in each kernel's time
+        self.overhead_us = overheads(samples).call_us
         self.by_kind = timed_by_kind(samples)
         self._forests = {kind: _forest(kernels) for kind, kernels in self.by_kind.items()
                          if len(kernels) >= MIN_SAMPLES}
@@ -118,19 +119,28 @@ class Predictor:
         _write(path, {"format": FORMAT, "record": asdict(self.record), "samples": samples})
 
 
-def overheads(samples: list[Sample]) -> tuple[float, float]:
-    """(per call, per kernel) microseconds: each block's unprofiled wall time less its kernels' profiled times,
-    fitted on the number of kernels by least squares weighted by 1 / wall time (the timing noise of a large block
-    would swamp the few microseconds at stake). The per-kernel term is negative where the profiler adds more to
-    each kernel's time than the runtime spends between kernels unprofiled."""
+class Overheads(NamedTuple):
+    """Microseconds a block's wall time holds beside its kernels' profiled times."""
+
+    call_us: float  # one call with the runtime's own memory warm, as a network runs back to back
+    cold_call_us: float  # more per call where other memory was touched before it (a block's `evict_mb`)
+    per_kernel_us: float  # negative where the profiler adds more to a kernel than the runtime spends between two
+
+
+def overheads(samples: list[Sample]) -> Overheads:
+    """Each block's unprofiled wall time less its kernels' profiled times, fitted on the number of kernels and on
+    whether memory was evicted before each run, by least squares weighted by 1 / wall time (the timing noise of a
+    large block would swamp the few microseconds at stake). Eviction leaves the call's own work (the feeds, the
+    outputs, the runtime's state) cold: 25 us more a call on the host, which spread over a block's kernels made
+    its small kernels several times too slow."""
     timed = [s for s in samples if s.wall_ms is not None and all(k.microseconds is not None for k in s.kernels)]
     if len(timed) < 2:
-        return 0.0, 0.0
+        return Overheads(0.0, 0.0, 0.0)
     weight = np.array([1.0 / max(s.wall_ms or 0.0, 1e-3) for s in timed])
-    counts = np.array([[1.0, len(s.kernels)] for s in timed]) * weight[:, None]
+    columns = np.array([[1.0, float(evict_bytes(s.block) > 0), len(s.kernels)] for s in timed]) * weight[:, None]
     rest = np.array([s.wall_ms * 1e3 - sum(k.microseconds or 0.0 for k in s.kernels) for s in timed]) * weight
-    (call, per_kernel), *_ = np.linalg.lstsq(counts, rest, rcond=None)
-    return float(call), float(per_kernel)
+    (call, cold_call, per_kernel), *_ = np.linalg.lstsq(columns, rest, rcond=None)
+    return Overheads(float(call), float(cold_call), float(per_kernel))
 
 
 def timed_by_kind(samples: list[Sample]) -> dict[str, list[Kernel]]:
@@ -144,11 +154,12 @@ def timed_by_kind(samples: list[Sample]) -> dict[str, list[Kernel]]:
 def timed_kernels(samples: list[Sample]) -> list[tuple[int, Kernel]]:
     """(index of the sample, kernel) for the samples' timed kernels, each timed as `wall_timed` says; the kernels
     of a block's copies (one type, the same features) are one kernel at their mean time."""
-    call_us, per_kernel_us = overheads(samples)
+    fitted = overheads(samples)
     timed = []
     for index, sample in enumerate(samples):
+        call_us = fitted.call_us + (fitted.cold_call_us if evict_bytes(sample.block) > 0 else 0.0)
         alike: dict[tuple[str, tuple[float, ...]], list[Kernel]] = defaultdict(list)
-        for kernel in wall_timed(sample, call_us, per_kernel_us):
+        for kernel in wall_timed(sample, call_us, fitted.per_kernel_us):
             alike[kernel.kind, tuple(kernel.row())].append(kernel)
         for (kind, _), kernels in alike.items():
             mean_us = float(np.mean([k.microseconds or 0.0 for k in kernels]))
