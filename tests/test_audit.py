@@ -86,6 +86,13 @@ def test_a_repeated_input_is_not_faster_on_an_honest_runtime():
     assert audit.passed and 0.8 <= audit.figures["repeat_speed_ratio"], audit.message
 
 
+def test_a_fast_network_is_audited_over_enough_pairs_for_stable_medians():
+    """100 pairs of a call of a few microseconds are over in milliseconds, and their medians swing by a third:
+    a fast runtime gets pairs until REPEAT_MIN_S has passed."""
+    audit = repeated_input_speed(Honest(0), INPUTS)
+    assert audit.passed and audit.figures["pairs"] > 1000, audit.figures
+
+
 def test_a_runtime_quicker_on_the_second_call_of_a_pair_is_not_taken_for_a_result_cache():
     audit = repeated_input_speed(QuickerSecond(), INPUTS)
     assert audit.passed and 0.8 <= audit.figures["repeat_speed_ratio"] <= 1.25, audit.message
