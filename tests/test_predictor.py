@@ -331,7 +331,7 @@ def test_memory_evicted_between_a_blocks_runs_joins_its_working_set(monkeypatch)
     from harness.runtimes.onnxruntime import profile
 
     touched = []
-    monkeypatch.setattr(profile, "evictor", lambda size: lambda: touched.append(size))
+    monkeypatch.setattr(profile, "evictor", lambda size, feeds: lambda: touched.append(size))
     config = {"block": "conv", "precision": "fp32", "channels": 8, "out_channels": 8, "size": 4, "kernel": 3,
               "stride": 1, "depthwise": False, "activation": "Relu", "copies": 1}
     plain, evicted = (profiling.HostBench().time([config | {"evict_mb": mb}], 1)[0] for mb in (0, 3))

@@ -279,9 +279,9 @@ def _add_block(g: _Layers, config: Config) -> None:
         stride = config.get("stride", 2)
         if config["pool"] in GLOBAL_POOLS:
             g.global_pool(y, config["pool"])
-        else:
+        else:  # padded as networks pad: none for 2x2, one for 3x3 (ResNet's), two for 5x5 (YOLOv8's SPPF)
             g.add(config["pool"], [y], kernel_shape=[kernel, kernel], strides=[stride, stride],
-                  pads=[kernel // 2] * 4)
+                  pads=[(kernel - 1) // 2] * 4)
     elif block == "head":  # after a pointwise convolution
         flat = g.add("Flatten", [g.global_pool(g.add("Relu", [g.conv("x", c, c, 1)]), config["pool"])])
         g.gemm(g.act(g.gemm(flat, c, config["hidden"]), act), config["hidden"], config["classes"])
