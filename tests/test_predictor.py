@@ -61,7 +61,7 @@ def synthetic_predictor(held_out=None, samples=40):
     for i in range(samples):
         macs = 1e4 * (i + 1)
         kernels = [kernel("Conv:float", macs, true_us(macs)), kernel("Relu:float", macs / 10, true_us(macs / 10))]
-        kernels = kernels[: 1 + i % 2]  # one kernel or two: the overheads per call and per kernel can be told apart
+        kernels = [kernels[:1], kernels[1:], kernels][i % 3]  # so the call's and each type's overheads are told apart
         wall_us = sum(k.microseconds for k in kernels) + CALL_US + PER_KERNEL_US * len(kernels)
         timed.append(Sample({"block": "conv", "index": i}, wall_us / 1e3, kernels))
     record = PredictorRecord("host", "test CPU", "onnxruntime", 1, "2026-01-02T03:04:05+00:00", 60.0,
@@ -112,7 +112,9 @@ def test_features_come_from_the_profile_and_the_graph_after_the_warm_up():
 @needs_sklearn
 def test_a_network_is_the_sum_of_its_kernels_plus_the_measured_overhead():
     predictor = synthetic_predictor()
-    assert overheads(predictor.samples) == pytest.approx((CALL_US, 0.0, PER_KERNEL_US))
+    fitted = overheads(predictor.samples)
+    assert (fitted.call_us, fitted.cold_call_us) == pytest.approx((CALL_US, 0.0))
+    assert fitted.per_kernel_us == pytest.approx({"Conv:float": PER_KERNEL_US, "Relu:float": PER_KERNEL_US})
     assert predictor.overhead_us == pytest.approx(CALL_US)
     one, other = kernel("Conv:float", 2.05e5), kernel("Relu:float", 1.55e4)
     both = predictor.predict([one, other])
@@ -152,16 +154,24 @@ def test_a_bad_predictor_file_is_one_clear_line(tmp_path, content, says):
     assert "\n" not in str(error.value)
 
 
-def test_a_kernel_is_timed_by_its_block_wall_time_not_by_the_profiler():
-    """The profiler adds a few microseconds to every kernel, more in one session than in another: a kernel's time
-    is its profiled time less its own session's cost, so a block's kernels sum to its unprofiled wall time."""
-    true_times = [40.0, 3.0, 2.0]
-    for profiler_us in (2.0, 7.0):
-        profiled = [kernel("Conv:float", 1e4 * (i + 1), us + profiler_us) for i, us in enumerate(true_times)]
-        sample = Sample({"block": "conv"}, (sum(true_times) + CALL_US) / 1e3, profiled)
-        assert [k.microseconds for k in wall_timed(sample, CALL_US, -1.0)] == pytest.approx(true_times)
-    # a sample without a wall time (a board's layer profile can lack one) takes the fitted mean cost
-    assert [k.microseconds for k in wall_timed(Sample({}, None, profiled), CALL_US, -7.0)] == pytest.approx(true_times)
+def test_the_profilers_cost_is_fitted_per_kernel_type_and_taken_off_each_kernel():
+    """The profiler records every kernel's input and output shapes, so a QLinearConv and its nine inputs cost it
+    more than a Relu: each type's cost is fitted over all blocks and taken off that type's kernels."""
+    cost = {"microsoft.QLinearConv:uint8": 4.0, "Relu:float": 1.0}
+    samples = []
+    for i in range(30):
+        macs = 1e4 * (i + 1)
+        kernels = [kernel(kind, macs, true_us(macs) + us) for kind, us in cost.items()]
+        kernels = [kernels[:1], kernels[1:], kernels][i % 3]
+        wall_us = sum(k.microseconds - cost[k.kind] for k in kernels) + CALL_US
+        samples.append(Sample({"block": "conv"}, wall_us / 1e3, kernels))
+    fitted = overheads(samples)
+    assert fitted.per_kernel_us == pytest.approx({kind: -us for kind, us in cost.items()})
+    for kernels in timed_by_kind(samples).values():
+        assert [k.microseconds for k in kernels] == pytest.approx([true_us(k.features["macs"]) for k in kernels])
+    # a type no timed block ran (a board's per-layer sample without a wall time) takes the median type's cost
+    assert wall_timed(Sample({}, None, [kernel("Softmax:float", 1e4, 9.0)]), fitted)[0].microseconds == \
+        pytest.approx(9.0 - 2.5)
 
 
 def test_a_cold_call_after_evicted_memory_is_not_spread_over_the_kernels():
@@ -171,10 +181,11 @@ def test_a_cold_call_after_evicted_memory_is_not_spread_over_the_kernels():
     for i in range(40):
         macs, evicting = 1e4 * (i + 1), i % 4 < 2
         kernels = [kernel("Conv:float", macs, true_us(macs)), kernel("Relu:float", macs / 10, true_us(macs / 10))]
-        kernels = kernels[: 1 + i % 2]
+        kernels = [kernels[:1], kernels[1:], kernels][i % 3]
         wall_us = sum(k.microseconds for k in kernels) + CALL_US + PER_KERNEL_US * len(kernels) + cold_us * evicting
         samples.append(Sample({"block": "conv", "evict_mb": 8 * evicting}, wall_us / 1e3, kernels))
-    assert overheads(samples) == pytest.approx((CALL_US, cold_us, PER_KERNEL_US))
+    fitted = overheads(samples)
+    assert (fitted.call_us, fitted.cold_call_us) == pytest.approx((CALL_US, cold_us))
     timed = timed_by_kind(samples)["Conv:float"]
     assert [k.microseconds for k in timed] == pytest.approx([true_us(k.features["macs"]) + PER_KERNEL_US
                                                              for k in timed])

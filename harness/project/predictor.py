@@ -1,5 +1,5 @@
 """A kernel-level latency predictor for one platform: one regressor per kernel type, a network as the sum of its
-kernels (each timed by its block's wall clock, see `wall_timed`) plus the runtime's measured per-call overhead
+kernels (each brought to the wall clock, see `wall_timed`) plus the runtime's measured per-call overhead
 (after nn-Meter, MobiSys'21).
 
 The regressor is scikit-learn's RandomForestRegressor on the log of each kernel's features, predicting the log
@@ -124,23 +124,37 @@ class Overheads(NamedTuple):
 
     call_us: float  # one call with the runtime's own memory warm, as a network runs back to back
     cold_call_us: float  # more per call where other memory was touched before it (a block's `evict_mb`)
-    per_kernel_us: float  # negative where the profiler adds more to a kernel than the runtime spends between two
+    per_kernel_us: dict[str, float]  # by kernel type: the runtime's time between kernels less the profiler's cost
+
+    def kernel_us(self, kind: str) -> float:
+        """A kernel's share of its wall time beyond its profiled time; a type no timed block ran (a board's per-layer
+        sample without a wall time) takes the median over the types."""
+        if kind in self.per_kernel_us:
+            return self.per_kernel_us[kind]
+        return float(np.median(list(self.per_kernel_us.values()))) if self.per_kernel_us else 0.0
 
 
 def overheads(samples: list[Sample]) -> Overheads:
-    """Each block's unprofiled wall time less its kernels' profiled times, fitted on the number of kernels and on
-    whether memory was evicted before each run, by least squares weighted by 1 / wall time (the timing noise of a
-    large block would swamp the few microseconds at stake). Eviction leaves the call's own work (the feeds, the
-    outputs, the runtime's state) cold: 25 us more a call on the host, which spread over a block's kernels made
-    its small kernels several times too slow."""
+    """Each block's unprofiled wall time less its kernels' profiled times, fitted on its number of kernels of each
+    type and on whether memory was evicted before each run, by least squares weighted by 1 / wall time (the timing
+    noise of a large block would swamp the few microseconds at stake). Per type, because the profiler records every
+    kernel's input and output shapes: a QLinearConv and its nine inputs cost 3.6 us, a Relu 0.6 us (fitted on the
+    host). Eviction leaves the call's own work (the feeds, the outputs, the runtime's state) cold: 25 us more a call
+    on the host, which spread over a block's kernels made its small kernels several times too slow."""
     timed = [s for s in samples if s.wall_ms is not None and all(k.microseconds is not None for k in s.kernels)]
-    if len(timed) < 2:
-        return Overheads(0.0, 0.0, 0.0)
+    kinds = sorted({k.kind for s in timed for k in s.kernels})
+    if len(timed) < 2 + len(kinds):
+        return Overheads(0.0, 0.0, {})
+    column = {kind: 2 + index for index, kind in enumerate(kinds)}
+    design = np.zeros((len(timed), 2 + len(kinds)))
+    for row, sample in zip(design, timed, strict=True):
+        row[0], row[1] = 1.0, float(evict_bytes(sample.block) > 0)
+        for kernel in sample.kernels:
+            row[column[kernel.kind]] += 1.0
     weight = np.array([1.0 / max(s.wall_ms or 0.0, 1e-3) for s in timed])
-    columns = np.array([[1.0, float(evict_bytes(s.block) > 0), len(s.kernels)] for s in timed]) * weight[:, None]
-    rest = np.array([s.wall_ms * 1e3 - sum(k.microseconds or 0.0 for k in s.kernels) for s in timed]) * weight
-    (call, cold_call, per_kernel), *_ = np.linalg.lstsq(columns, rest, rcond=None)
-    return Overheads(float(call), float(cold_call), float(per_kernel))
+    rest = np.array([s.wall_ms * 1e3 - sum(k.microseconds or 0.0 for k in s.kernels) for s in timed])
+    fitted, *_ = np.linalg.lstsq(design * weight[:, None], rest * weight, rcond=None)
+    return Overheads(float(fitted[0]), float(fitted[1]), {kind: float(fitted[column[kind]]) for kind in kinds})
 
 
 def timed_by_kind(samples: list[Sample]) -> dict[str, list[Kernel]]:
@@ -157,9 +171,8 @@ def timed_kernels(samples: list[Sample]) -> list[tuple[int, Kernel]]:
     fitted = overheads(samples)
     timed = []
     for index, sample in enumerate(samples):
-        call_us = fitted.call_us + (fitted.cold_call_us if evict_bytes(sample.block) > 0 else 0.0)
         alike: dict[tuple[str, tuple[float, ...]], list[Kernel]] = defaultdict(list)
-        for kernel in wall_timed(sample, call_us, fitted.per_kernel_us):
+        for kernel in wall_timed(sample, fitted):
             alike[kernel.kind, tuple(kernel.row())].append(kernel)
         for (kind, _), kernels in alike.items():
             mean_us = float(np.mean([k.microseconds or 0.0 for k in kernels]))
@@ -167,18 +180,13 @@ def timed_kernels(samples: list[Sample]) -> list[tuple[int, Kernel]]:
     return timed
 
 
-def wall_timed(sample: Sample, call_us: float, per_kernel_us: float) -> list[Kernel]:
-    """The sample's timed kernels, their times brought to its unprofiled wall time: the profiler adds a few
-    microseconds to every kernel, and how many varies from session to session (2 to 7 us per kernel measured
-    on one network here, on kernels of 2 to 15 us), so a profiled time alone is not the kernel's. Each kernel's
-    time is its profiled time less this session's profiler cost per kernel (the profiled sum less the wall time
-    without the call, spread evenly), so the kernels sum to what a caller waits. A sample without a wall time
-    takes the fitted mean cost instead."""
-    timed = [k for k in sample.kernels if k.microseconds is not None]
-    if sample.wall_ms is not None and len(timed) == len(sample.kernels) and timed:
-        profiled = sum(k.microseconds or 0.0 for k in timed)
-        per_kernel_us = (sample.wall_ms * 1e3 - call_us - profiled) / len(timed)
-    return [Kernel(k.name, k.kind, k.features, max(MIN_US, (k.microseconds or 0.0) + per_kernel_us)) for k in timed]
+def wall_timed(sample: Sample, fitted: Overheads) -> list[Kernel]:
+    """The sample's timed kernels, each at its profiled time plus its type's fitted share of the wall time (less
+    the profiler's cost), so kernels sum to what a caller waits on average over the blocks. Not each block's own
+    difference spread over its kernels: a block's timing noise is a share of its time, and a large kernel's 1 %
+    spread over a block's 1-us kernels (a 375 us pool block's reorders) made them several times too slow."""
+    return [Kernel(k.name, k.kind, k.features, max(MIN_US, k.microseconds + fitted.kernel_us(k.kind)))
+            for k in sample.kernels if k.microseconds is not None]
 
 
 def cross_validated_errors(kernels: list[Kernel], folds: int = 5) -> np.ndarray:
