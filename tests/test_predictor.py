@@ -294,6 +294,20 @@ def test_the_plan_keeps_its_budget_and_reports_progress(monkeypatch):
     assert predictor.record.probe["readings_ms"] == [1.0, 3.0, 1.5, 3.0] and predictor.record.probe["ms"] == 2.25
     assert len(sizes) == len(seen) - 1 and all(1 <= size <= 3 for size in sizes)  # a batch per call, at most
     assert len(predictor.samples) == sum(sizes) and predictor.record.machine == "test CPU"
+    assert predictor.record.probe["readings_s"] == sorted(predictor.record.probe["readings_s"])
+
+
+def test_blocks_timed_in_a_slow_spell_are_brought_to_the_plans_median_speed():
+    """A shared machine's speed moves over a plan: each block's times are divided by the probe's reading at the
+    time it was timed (interpolated between the readings) over their median, so a slow minute teaches no kernel."""
+    probe = {"readings_ms": [1.0, 2.0, float("nan"), 1.0, 1.5], "readings_s": [0.0, 10.0, 15.0, 20.0, 30.0]}
+    slow = [Sample({"block": "conv"}, 2.0 * speed, [kernel("Conv:float", 1e4, 1500.0 * speed),
+                                                      kernel("Relu:float", 10)]) for speed in (1.0, 2.0, 1.5, 1.25)]
+    timed = profiling.at_median_speed(slow, [0.0, 10.0, 5.0, 25.0], probe)  # median reading 1.25
+    assert [s.wall_ms for s in timed] == pytest.approx([2.5] * 4)
+    assert [s.kernels[0].microseconds for s in timed] == pytest.approx([1875.0] * 4)
+    assert all(s.kernels[1].microseconds is None for s in timed)
+    assert profiling.at_median_speed(slow, [0.0] * 4, {"readings_ms": [float("nan")], "readings_s": [0.0]}) == slow
 
 
 @needs_sklearn

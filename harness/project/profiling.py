@@ -12,7 +12,7 @@ import sys
 import time
 from collections import defaultdict
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
@@ -119,9 +119,10 @@ def profile_platform(plan: Plan, bench: Bench, platform: str = "host",
     def spent() -> float:
         return time.monotonic() - started
 
-    status, readings, next_reading = "exploring", [], 0.0
+    status, readings, read_at, timed_at, next_reading = "exploring", [], [], [], 0.0
     while spent() < plan.budget_s:
         if spent() >= next_reading:
+            read_at.append(spent())
             readings.append(bench.probe_ms(plan.threads))
             next_reading = spent() + PROBE_EVERY_S
         if not queue:
@@ -129,16 +130,38 @@ def profile_platform(plan: Plan, bench: Bench, platform: str = "host",
                 queue = [sample_config(rng, str(rng.choice(plan.precisions))) for _ in range(bench.batch)]
             else:
                 queue, status = _adaptive_round(samples, plan, rng, spent())
-        samples += bench.time(queue[:bench.batch], plan.threads)
+        batch_from = spent()
+        batch = bench.time(queue[:bench.batch], plan.threads)
+        now = spent()
+        samples += batch
+        timed_at += [(batch_from + now) / 2] * len(batch)
         queue = queue[bench.batch:]
-        report(min(0.99, spent() / plan.budget_s), f"{len(samples)} blocks; {status}")
+        report(min(0.99, now / plan.budget_s), f"{len(samples)} blocks; {status}")
+    read_at.append(spent())
     readings.append(bench.probe_ms(plan.threads))
-    # the speed the samples were timed at is the probe's median over the plan, not its last reading
-    probe = {"block": PROBE, "ms": float(np.median(readings)), "readings_ms": readings}
+    # the speed the samples are brought to is the probe's median over the plan, not its last reading
+    probe = {"block": PROBE, "ms": float(np.median(readings)), "readings_ms": readings, "readings_s": read_at}
     record = PredictorRecord(platform, bench.machine, bench.runtime, plan.threads,
                              datetime.now(UTC).isoformat(timespec="seconds"), round(spent(), 1), probe)
     report(1.0, f"{len(samples)} blocks in {spent() / 60:.1f} min")
-    return Predictor(record, samples)
+    return Predictor(record, at_median_speed(samples, timed_at, probe))
+
+
+def at_median_speed(samples: list[Sample], timed_at: list[float], probe: dict[str, Any]) -> list[Sample]:
+    """The samples' times brought to the plan's median speed: a shared machine's speed moves by 5-10 % over a plan
+    (the probe's readings, minute by minute), and a block timed in a fast minute would teach the regressors a
+    fast kernel. Each block's times are divided by the probe's reading interpolated to when it was timed (seconds
+    into the plan), over the readings' median; readings that are not positive numbers (a board's failed probe) are
+    left out."""
+    read_at, readings = np.asarray(probe["readings_s"], float), np.asarray(probe["readings_ms"], float)
+    usable = np.isfinite(readings) & (readings > 0)
+    if not usable.any():
+        return samples
+    slower = np.interp(timed_at, read_at[usable], readings[usable]) / np.median(readings[usable])
+    return [Sample(sample.block, None if sample.wall_ms is None else sample.wall_ms / factor,
+                   [replace(k, microseconds=None if k.microseconds is None else k.microseconds / factor)
+                    for k in sample.kernels])
+            for sample, factor in zip(samples, slower, strict=True)]
 
 
 def _adaptive_round(samples: list[Sample], plan: Plan, rng: np.random.Generator,
