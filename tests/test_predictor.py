@@ -365,6 +365,21 @@ def test_memory_evicted_between_a_blocks_runs_joins_its_working_set(monkeypatch)
                                                                      + (3 << 20)}
 
 
+def test_the_evictor_leaves_the_input_just_written_with_its_values_unchanged():
+    """After evicting, the block's input is rewritten in place, as the layer before a network's kernel leaves it;
+    the values must stay exactly what they were (the block is timed on them)."""
+    from harness.runtimes.onnxruntime.profile import evictor, standard_normal
+
+    x = standard_normal([1, 8, 4, 4])
+    before = x.copy()
+    evictor(1 << 20, {"x": x})()
+    assert np.array_equal(x, before)
+    x.flags.writeable = False
+    with pytest.raises(ValueError, match="read-only"):  # it writes the input, not only reads it
+        evictor(1 << 20, {"x": x})()
+    evictor(0, {"x": x})()  # nothing evicted, nothing written
+
+
 def test_perturbed_blocks_keep_channels_a_multiple_of_8_and_sizes_in_range():
     """Networks' channel counts are multiples of 8, and ONNX Runtime runs others at other rates per MAC."""
     rng = np.random.default_rng(0)
