@@ -10,7 +10,10 @@ Each cell is measured in `--rounds` rounds over all the cells, minutes apart: it
 rounds, and how far the rounds lie from it is the machine's own reproducibility, printed beside the errors (a
 prediction cannot be shown within +/-10 % of a truth that itself moves by more). It prints each cell's errors,
 the share of cells within +/-10 % and +/-25 % for both methods on the same cells, and the worst cells (nn-Meter
-keeps 99 % of its predictions within +/-10 % on a mobile CPU).
+keeps 99 % of its predictions within +/-10 % on a mobile CPU). Each network is also profiled, and the predictor's
+error split in two: the regressors' (the prediction against the network's own kernels' times, brought to the wall
+clock as the fit brings the blocks') and the rest's (that own profile against the truth: the profiler's cost and
+the call, fitted on blocks); the two multiply to the whole.
 
     python benchmarks/projection_error.py [--threads N] [--seconds 1.0] [--rounds 3] [--predictor FILE] [--record]
                                           [--json FILE]
@@ -95,16 +98,18 @@ def main() -> None:
             checks.setdefault((model, recipe), []).append(check)
     rows = [_row(model, recipe, cell_checks) for (model, recipe), cell_checks in checks.items()]
     print(f"{'model':19} {'recipe':16} {'roofline ms':>11} {'predicted ms':>12} {'measured ms':>11} "
-          f"{'drift':>6} {'spread':>7} {'roofline':>8} {'predictor':>9}")
+          f"{'drift':>6} {'spread':>7} {'roofline':>8} {'predictor':>9} {'regressors':>10} {'rest':>7}")
     for row in rows:
         print(f"{row['model']:19} {row['recipe']:16} {row['roofline_ms']:11.3f} {row['predicted_ms']:12.3f} "
               f"{row['measured_ms']:11.3f} {row['drift']:6.3f} {row['truth_spread']:7.1%} "
-              f"{row['roofline_error']:+8.1%} {row['predictor_error']:+9.1%}")
+              f"{row['roofline_error']:+8.1%} {row['predictor_error']:+9.1%} {row['regressor_error']:+10.1%} "
+              f"{row['overhead_error']:+7.1%}")
     spreads = [row["truth_spread"] for row in rows]
     print(f"the truth itself: {share_within(spreads, 0.10):.0%} of {len(rows)} cells measured within +/-10 % of "
           f"their median in every one of {args.rounds} rounds, {share_within(spreads, 0.25):.0%} within +/-25 %")
-    # "undrifted": the predictor against the measurement as taken, without the probe's drift correction
-    for method in ("roofline", "predictor", "undrifted") if predictor else ("roofline",):
+    # "undrifted": the predictor against the measurement as taken, without the probe's drift correction;
+    # "regressor" and "overhead": its error split (the regressors' on the network's own kernels, the rest's)
+    for method in ("roofline", "predictor", "undrifted", "regressor", "overhead") if predictor else ("roofline",):
         errors = [row[f"{method}_error"] for row in rows]
         worst = sorted(rows, key=lambda row: -abs(row[f"{method}_error"]))[:WORST]
         print(f"{method}: {len(errors)} cells, {args.threads} thread(s): within +/-10 %: "
@@ -131,11 +136,13 @@ def _row(model: str, recipe: str, checks: list[HostCheck]) -> dict[str, Any]:
     measured = float(np.median([c.measured_ms for c in checks]))
     rounds = np.array([c.measured_ms / c.drift for c in checks])
     truth = float(np.median(rounds))
+    own_profile = float(np.median([c.own_profile_ms for c in checks]))
     return {"model": model, "recipe": recipe, "roofline_ms": first.projected_ms, "predicted_ms": predicted,
             "measured_ms": measured, "drift": float(np.median([c.drift for c in checks])), "truth_ms": truth,
             "rounds_ms": rounds.tolist(), "truth_spread": float(np.max(np.abs(rounds / truth - 1))),
             "roofline_error": first.projected_ms / measured - 1, "predictor_error": predicted / truth - 1,
-            "undrifted_error": predicted / measured - 1,
+            "undrifted_error": predicted / measured - 1, "own_profile_ms": own_profile,
+            "regressor_error": predicted / own_profile - 1, "overhead_error": own_profile / truth - 1,
             "unknown_kernel_types": first.prediction.unknown_kinds if first.prediction else []}
 
 

@@ -15,7 +15,7 @@ from test_plugin import SUITE, records
 from conftest import FAST, tiny_classifier
 from harness.errors import NcapError
 from harness.project import blocks, profiling, validate
-from harness.project.kernels import FEATURES, Kernel, kernels_from_profile, profile_model
+from harness.project.kernels import FEATURES, Kernel, kernels_from_profile, network_kernels, profile_model
 from harness.project.predictor import (
     Predictor,
     PredictorRecord,
@@ -88,7 +88,7 @@ def test_a_predictor_from_a_machine_without_nchwc_lists_kernels_as_that_machine_
     kernels without its NCHWc layout transformer, so no kernel type is one the predictor cannot know."""
     predictor = synthetic_predictor()
     assert predictor.disabled_optimizers() == ("NchwcTransformer",)
-    kernels = validate.network_kernels(conv_relu(tmp_path / "conv_relu.onnx"), 1, predictor.disabled_optimizers())
+    kernels = network_kernels(conv_relu(tmp_path / "conv_relu.onnx"), 1, predictor.disabled_optimizers())
     assert [k.kind for k in kernels] == ["microsoft.FusedConv:float"]
 
 
@@ -115,7 +115,7 @@ def test_a_network_is_the_sum_of_its_kernels_plus_the_measured_overhead():
     fitted = overheads(predictor.samples)
     assert (fitted.call_us, fitted.cold_call_us) == pytest.approx((CALL_US, 0.0))
     assert fitted.per_kernel_us == pytest.approx({"Conv:float": PER_KERNEL_US, "Relu:float": PER_KERNEL_US})
-    assert predictor.overhead_us == pytest.approx(CALL_US)
+    assert predictor.overheads.call_us == pytest.approx(CALL_US)
     one, other = kernel("Conv:float", 2.05e5), kernel("Relu:float", 1.55e4)
     both = predictor.predict([one, other])
     alone = [predictor.predict([k]).ms for k in (one, other)]
@@ -315,12 +315,32 @@ def test_host_check_brings_the_truth_back_to_the_fit_speed(tmp_path, monkeypatch
     """The machine is 10 % slower than at the fit (the probe says so): a prediction of the fit-time truth is exact."""
     model = tiny_classifier(tmp_path / "tiny.onnx")
     predictor = synthetic_predictor()  # its probe took 1.0 ms at the fit
-    fit_ms = predictor.predict(validate.network_kernels(model, 1, predictor.disabled_optimizers())).ms
+    fit_ms = predictor.predict(network_kernels(model, 1, predictor.disabled_optimizers())).ms
     monkeypatch.setattr(validate, "time_alternating", lambda first, second, inputs, plan: (
         np.full(300, fit_ms * 1.1), np.full(300, 1.1)))
     check = validate.check_on_host(model, "fp32", 1, predictor=predictor)
     assert check.drift == pytest.approx(1.1) and check.predictor_error == pytest.approx(0.0, abs=1e-12)
     assert check.measured_ms == pytest.approx(fit_ms * 1.1)
+
+
+@needs_sklearn
+def test_host_check_splits_the_error_between_the_regressors_and_the_rest(tmp_path, monkeypatch):
+    """The network's own kernels run 20 % slower than the blocks taught the regressors, and its wall time is 5 %
+    more than its own profile says: the first is the regressors' error, the second the rest's, each at the fit's
+    speed though the machine now runs 10 % slower (the profile's times too)."""
+    predictor = synthetic_predictor()
+    macs = (1e5, 1e4)
+    profiled = [kernel(kind, m, 1.1 * 1.2 * true_us(m)) for kind, m in zip(("Conv:float", "Relu:float"), macs, strict=True)]
+    own_ms = (CALL_US + sum(1.2 * true_us(m) + PER_KERNEL_US for m in macs)) / 1e3
+    monkeypatch.setattr(validate, "profile_model", lambda *args, **kwargs: profiled)
+    monkeypatch.setattr(validate, "time_alternating", lambda first, second, inputs, plan: (
+        np.full(300, 1.1 * 1.05 * own_ms), np.full(300, 1.1)))
+    check = validate.check_on_host(tiny_classifier(tmp_path / "tiny.onnx"), "fp32", 1, predictor=predictor)
+    assert check.own_profile_ms == pytest.approx(own_ms)
+    assert check.overhead_error == pytest.approx(1 / 1.05 - 1)
+    exact_ms = (CALL_US + sum(true_us(m) + PER_KERNEL_US for m in macs)) / 1e3  # the regressors' aim
+    assert check.regressor_error == pytest.approx(exact_ms / own_ms - 1, abs=0.05)
+    assert (1 + check.overhead_error) * (1 + check.regressor_error) == pytest.approx(1 + check.predictor_error)
 
 
 @needs_sklearn

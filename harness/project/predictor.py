@@ -71,8 +71,8 @@ class Predictor:
         if not samples:
             raise NcapError("a predictor needs timed samples; the profiling plan produced none")
         self.record, self.samples = record, samples
-        # a network runs back to back: a warm call; the per-kernel term is in each kernel's time
-        self.overhead_us = overheads(samples).call_us
+        # a network runs back to back: a warm call (overheads.call_us); the per-kernel term is in each kernel's time
+        self.overheads = overheads(samples)
         self.by_kind = timed_by_kind(samples)
         self._forests = {kind: _forest(kernels) for kind, kernels in self.by_kind.items()
                          if len(kernels) >= MIN_SAMPLES}
@@ -82,7 +82,7 @@ class Predictor:
         """The network's time as the sum of its kernels' predicted times (each with its share of the time between
         kernels, see `wall_timed`) plus the overhead of a call."""
         unknown = sorted({k.kind for k in kernels if k.kind not in self._forests})
-        total = self.overhead_us
+        total = self.overheads.call_us
         rows: dict[str, list[list[float]]] = defaultdict(list)
         for kernel in kernels:
             rows[kernel.kind if kernel.kind in self._forests else ""].append(kernel.row())
@@ -90,6 +90,14 @@ class Predictor:
             forest = self._forests.get(kind, self._pooled)
             total += float(_microseconds(kind_rows, forest.predict(_x(kind_rows))).sum())
         return Prediction(total / 1e3, len(kernels), unknown)
+
+    def own_profile_ms(self, kernels: list[Kernel]) -> float:
+        """A network's time from its own profiled kernels, each brought to the wall clock as the fit brings the
+        blocks' (`wall_timed`), plus the call: what `predict` would give with regressors that made no error. So
+        against the measured time it is the error of the rest of the method (the profiler's cost, the call), and
+        `predict` against it the regressors' error on this network's kernels (benchmarks/projection_error.py)."""
+        timed = wall_timed(Sample({}, None, kernels), self.overheads)
+        return (self.overheads.call_us + sum(k.microseconds or 0.0 for k in timed)) / 1e3
 
     def disabled_optimizers(self) -> tuple[str, ...]:
         """The host's graph transformers to leave out when listing a network's kernels for this predictor: NCHWc

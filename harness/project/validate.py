@@ -3,7 +3,7 @@ predictor, against host measurement of the same artifact."""
 from __future__ import annotations
 
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -11,7 +11,7 @@ import numpy as np
 from harness.measure.latency import LatencyPlan, time_alternating, time_inferences
 from harness.project.blocks import block_feeds, block_model
 from harness.project.host import host_roofline
-from harness.project.kernels import network_kernels, standard_normal_feeds
+from harness.project.kernels import profile_model, standard_normal_feeds
 from harness.project.predictor import Prediction, Predictor
 from harness.project.profiling import PROBE
 from harness.project.projection import project
@@ -24,6 +24,7 @@ class HostCheck:
     measured_ms: float  # median of the measured latencies: a projection predicts the typical run
     prediction: Prediction | None = None  # the kernel predictor's, where one was given
     drift: float = 1.0  # the predictor's probe now over its time at the fit: the machine's speed since
+    own_profile_ms: float = float("nan")  # the network's own profile at the fit's speed (Predictor.own_profile_ms)
 
     @property
     def error(self) -> float:
@@ -37,22 +38,41 @@ class HostCheck:
             return float("nan")
         return self.prediction.ms / (self.measured_ms / self.drift) - 1
 
+    @property
+    def overhead_error(self) -> float:
+        """The predictor's error had its regressors been exact: the network's own profile, brought to the wall clock
+        as the fit brings the blocks', against the measurement at the fit's speed."""
+        return self.own_profile_ms / (self.measured_ms / self.drift) - 1
+
+    @property
+    def regressor_error(self) -> float:
+        """The regressors' error on this network's kernels: the prediction against the network's own profile.
+        (1 + overhead_error) x (1 + regressor_error) = 1 + predictor_error."""
+        if self.prediction is None:
+            return float("nan")
+        return self.prediction.ms / self.own_profile_ms - 1
+
 
 QUICK_PLAN = LatencyPlan(warmup_runs=10, min_runs=200, min_seconds=0.5)
+PROFILED_RUNS = 10  # of the network under the profiler, after two of warm-up: its kernels and their own times
 
 
 def check_on_host(model: Path, precision: str, threads: int, plan: LatencyPlan = QUICK_PLAN,
                   predictor: Predictor | None = None) -> HostCheck:
     """The roofline's projection (and the predictor's, when given) beside the artifact's measured median, on a
     seeded standard-normal input. With a predictor the artifact is timed in alternation with the predictor's
-    probe, so a slow spell of the machine since the fit is measured (`drift`) rather than read as error."""
+    probe, so a slow spell of the machine since the fit is measured (`drift`) rather than read as error, and it
+    is profiled first: its kernels are what the predictor predicts, and their own times split the error between the
+    regressors and the rest (`HostCheck.regressor_error`, `HostCheck.overhead_error`)."""
     projected = project(model, host_roofline(precision, threads)).latency_ms
     inputs = next(iter(standard_normal_feeds(model).values()))
     if predictor is None:
         with OnnxRuntimeRunner(model, threads=threads) as runner:
             measured = float(np.median(time_inferences(runner, inputs, plan).samples_ms))
         return HostCheck(projected, measured)
-    prediction = predictor.predict(network_kernels(model, threads, predictor.disabled_optimizers()))
+    kernels = profile_model(model, standard_normal_feeds(model), threads, PROFILED_RUNS, warmup=2,
+                            disabled_optimizers=predictor.disabled_optimizers())
+    prediction = predictor.predict(kernels)
     with tempfile.TemporaryDirectory(prefix="ncap-probe-") as scratch:
         probe = Path(scratch) / "probe.onnx"
         probe.write_bytes(block_model(PROBE))
@@ -60,7 +80,8 @@ def check_on_host(model: Path, precision: str, threads: int, plan: LatencyPlan =
                 OnnxRuntimeRunner(probe, threads=threads) as reference:
             timed, probed = time_alternating(runner, _FixedInput(reference, block_feeds(PROBE)["x"]), inputs, plan)
     drift = float(np.median(probed)) / predictor.record.probe["ms"]
-    return HostCheck(projected, float(np.median(timed)), prediction, drift)
+    at_fit_speed = [replace(k, microseconds=k.microseconds / drift) for k in kernels if k.microseconds is not None]
+    return HostCheck(projected, float(np.median(timed)), prediction, drift, predictor.own_profile_ms(at_fit_speed))
 
 
 def share_within(errors: list[float], bound: float) -> float:
