@@ -330,7 +330,8 @@ def test_host_check_splits_the_error_between_the_regressors_and_the_rest(tmp_pat
     speed though the machine now runs 10 % slower (the profile's times too)."""
     predictor = synthetic_predictor()
     macs = (1e5, 1e4)
-    profiled = [kernel(kind, m, 1.1 * 1.2 * true_us(m)) for kind, m in zip(("Conv:float", "Relu:float"), macs, strict=True)]
+    kinds = ("Conv:float", "Relu:float")
+    profiled = [kernel(kind, m, 1.1 * 1.2 * true_us(m)) for kind, m in zip(kinds, macs, strict=True)]
     own_ms = (CALL_US + sum(1.2 * true_us(m) + PER_KERNEL_US for m in macs)) / 1e3
     monkeypatch.setattr(validate, "profile_model", lambda *args, **kwargs: profiled)
     monkeypatch.setattr(validate, "time_alternating", lambda first, second, inputs, plan: (
