@@ -4,8 +4,9 @@ For every zoo model x recipe whose artifact is cached (under $NCAP_CACHE, defaul
 batch-1 latency two ways and measure it:
 - the roofline (ONNX Runtime microbenchmarks on synthetic graphs), the fallback where a platform has no predictor;
 - the kernel predictor (harness.project.predictor), fitted by `ncap profile` on synthetic blocks, never on these
-  networks. The truth is timed in alternation with the predictor's probe, so the machine's drift since the fit
-  is measured and taken out rather than read as the predictor's error.
+  networks. Before each network a panel of the fit's own blocks is re-timed as the plan timed them, so the
+  machine's drift since the fit is measured and taken out rather than read as the predictor's error
+  (harness.project.validate.DriftPanel: one probe block, read between a network's runs, had put it 5-16 % off).
 Each cell is measured in `--rounds` rounds over all the cells, minutes apart: its truth is the median of the
 rounds, and how far the rounds lie from it is the machine's own reproducibility, printed beside the errors (a
 prediction cannot be shown within +/-10 % of a truth that itself moves by more). It prints each cell's errors,
@@ -37,7 +38,7 @@ from harness.errors import NcapError
 from harness.measure.latency import LatencyPlan
 from harness.optimize.recipe import known_precisions
 from harness.project.predictor import load_predictor, predictor_path
-from harness.project.validate import HostCheck, check_on_host, share_within
+from harness.project.validate import DriftPanel, HostCheck, check_on_host, share_within
 
 WORST = 5
 
@@ -84,6 +85,7 @@ def main() -> None:
         raise SystemExit(f"the predictor was fitted at {predictor.record.threads} thread(s), not {args.threads}")
     else:
         print(predictor.describe())
+    panel = DriftPanel(predictor, args.threads) if predictor else None
     checks: dict[tuple[str, str], list[HostCheck]] = {}
     for round_number in range(1, args.rounds + 1):
         print(f"round {round_number} of {args.rounds}")
@@ -91,7 +93,8 @@ def main() -> None:
             if round_number > 1 and (model, recipe) not in checks:
                 continue  # it could not be measured in the first round
             try:
-                check = check_on_host(onnx, precision, args.threads, LatencyPlan(20, 300, args.seconds), predictor)
+                check = check_on_host(onnx, precision, args.threads, LatencyPlan(20, 300, args.seconds), predictor,
+                                      panel)
             except (NcapError, Fail) as exc:  # ONNX Runtime cannot load the artifact: no truth to compare
                 print(f"{model:19} {recipe:16} not measured: {str(exc).splitlines()[0][:150]}")
                 continue

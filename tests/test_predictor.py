@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from importlib.util import find_spec
+from types import SimpleNamespace
 
 import numpy as np
 import onnx
@@ -107,6 +108,19 @@ def test_features_come_from_the_profile_and_the_graph_after_the_warm_up():
     assert qconv.features["macs"] == 10 * 10 * 16 * 4 * 3 * 3
     assert qconv.features["in_channels"] == 8 and qconv.features["groups"] == 2
     assert qconv.features["input_elements"] == 10 * 10 * 8 + 2  # activations and their scale and zero point
+
+
+def test_an_int8_max_pool_counts_its_window_as_other_pools_do():
+    """ONNX Runtime runs an INT8 MaxPool as NhwcMaxPool: its work is its outputs times its window, or a 2x2 pool is
+    predicted at a 5x5 pool's rate per output (dmsnet INT8's pools came out 6x too slow)."""
+    node = helper.make_node("NhwcMaxPool", ["x"], ["y"], name="pool", domain="com.microsoft", kernel_shape=[2, 2],
+                            strides=[2, 2])
+    args = {"op_name": "NhwcMaxPool", "input_type_shape": [{"uint8": [1, 64, 64, 32]}],
+            "output_type_shape": [{"uint8": [1, 32, 32, 32]}]}
+    events = [{"cat": "Node", "name": "pool_kernel_time", "dur": 9, "args": args}]
+    (pool,) = kernels_from_profile(helper.make_graph([node], "g", [], []), events)
+    assert pool.kind == "microsoft.NhwcMaxPool:uint8" and pool.features["in_channels"] == 32
+    assert pool.features["macs"] == 32 * 32 * 32 * 4
 
 
 @needs_sklearn
@@ -316,11 +330,27 @@ def test_host_check_brings_the_truth_back_to_the_fit_speed(tmp_path, monkeypatch
     model = tiny_classifier(tmp_path / "tiny.onnx")
     predictor = synthetic_predictor()  # its probe took 1.0 ms at the fit
     fit_ms = predictor.predict(network_kernels(model, 1, predictor.disabled_optimizers())).ms
-    monkeypatch.setattr(validate, "time_alternating", lambda first, second, inputs, plan: (
-        np.full(300, fit_ms * 1.1), np.full(300, 1.1)))
+    monkeypatch.setattr(validate, "DriftPanel", lambda predictor, threads: SimpleNamespace(drift=lambda: 1.1))
+    monkeypatch.setattr(validate, "_median_ms", lambda model, threads, inputs, plan: fit_ms * 1.1)
     check = validate.check_on_host(model, "fp32", 1, predictor=predictor)
     assert check.drift == pytest.approx(1.1) and check.predictor_error == pytest.approx(0.0, abs=1e-12)
     assert check.measured_ms == pytest.approx(fit_ms * 1.1)
+
+
+@needs_sklearn
+def test_the_drift_panel_reads_the_machines_speed_on_the_fits_own_blocks(monkeypatch):
+    """Re-timed now, the fit's blocks take 1.2x their fitted times but one takes 3x (a slow spell): the median says
+    1.2. A board run's per-layer sample (no block to re-time) is never in the panel."""
+    rng = np.random.default_rng(0)
+    configs = [blocks.sample_config(rng, "fp32", "conv") | {"channels": 8, "size": 8, "copies": 1, "evict_mb": 0}
+               for _ in range(5)]
+    board = Sample({"network": "dmsnet"}, 0.5, [kernel("Conv:float", 1e4, 10.0)])
+    samples = [Sample(c, 0.1 * (i + 1), [kernel("Conv:float", 1e4, 10.0)]) for i, c in enumerate(configs)]
+    panel = validate.DriftPanel(Predictor(synthetic_predictor().record, [*samples, board]), 1, size=10)
+    assert sorted(then_ms for *_, then_ms in panel._blocks) == pytest.approx([0.1, 0.2, 0.3, 0.4, 0.5])
+    then_ms, slower = iter([b[3] for b in panel._blocks]), iter([1.2, 3.0, 1.2, 1.2, 1.2])
+    monkeypatch.setattr(validate, "seconds_per_run", lambda *args: next(then_ms) / 1e3 * next(slower))
+    assert panel.drift() == pytest.approx(1.2)
 
 
 @needs_sklearn
@@ -334,8 +364,8 @@ def test_host_check_splits_the_error_between_the_regressors_and_the_rest(tmp_pat
     profiled = [kernel(kind, m, 1.1 * 1.2 * true_us(m)) for kind, m in zip(kinds, macs, strict=True)]
     own_ms = (CALL_US + sum(1.2 * true_us(m) + PER_KERNEL_US for m in macs)) / 1e3
     monkeypatch.setattr(validate, "profile_model", lambda *args, **kwargs: profiled)
-    monkeypatch.setattr(validate, "time_alternating", lambda first, second, inputs, plan: (
-        np.full(300, 1.1 * 1.05 * own_ms), np.full(300, 1.1)))
+    monkeypatch.setattr(validate, "DriftPanel", lambda predictor, threads: SimpleNamespace(drift=lambda: 1.1))
+    monkeypatch.setattr(validate, "_median_ms", lambda model, threads, inputs, plan: 1.1 * 1.05 * own_ms)
     check = validate.check_on_host(tiny_classifier(tmp_path / "tiny.onnx"), "fp32", 1, predictor=predictor)
     assert check.own_profile_ms == pytest.approx(own_ms)
     assert check.overhead_error == pytest.approx(1 / 1.05 - 1)

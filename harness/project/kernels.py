@@ -30,7 +30,7 @@ ELEMENT_BYTES = {"float": 4, "float16": 2, "uint8": 1, "int8": 1}  # by a kernel
 CONV_OPS = {"Conv", "FusedConv", "QLinearConv", "ConvInteger", "ConvTranspose"}
 MATMUL_OPS = {"MatMul", "Gemm", "FusedGemm", "FusedMatMul", "QLinearMatMul", "MatMulInteger", "MatMulIntegerToFloat",
               "DynamicQuantizeMatMul", "QGemm"}
-POOL_OPS = {"MaxPool", "AveragePool", "QLinearAveragePool"}
+POOL_OPS = {"MaxPool", "AveragePool", "QLinearAveragePool", "NhwcMaxPool"}  # NhwcMaxPool: ORT's INT8 max pool
 
 
 @dataclass(frozen=True)

@@ -29,7 +29,7 @@ from harness.errors import NcapError
 from harness.project.blocks import Config, evict_bytes
 from harness.project.kernels import FEATURES, Kernel
 
-FORMAT = "dms-ncap kernel predictor 4"  # 4: a block's input rewritten after eviction, pools padded as networks pad
+FORMAT = "dms-ncap kernel predictor 5"  # 5: an INT8 max pool's MACs count its window, as other pools' do
 MIN_SAMPLES = 5  # a kernel type with fewer is predicted by the pooled regressor over all types
 FOREST = {"n_estimators": 100, "random_state": 0, "n_jobs": 1}
 TREE_SAMPLES = 20_000  # each tree's bootstrap sample at most: fitting time stays bounded as board runs add samples

@@ -2,19 +2,18 @@
 predictor, against host measurement of the same artifact."""
 from __future__ import annotations
 
-import tempfile
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 
-from harness.measure.latency import LatencyPlan, time_alternating, time_inferences
-from harness.project.blocks import block_feeds, block_model
+from harness.measure.latency import LatencyPlan, time_inferences
+from harness.project.blocks import block_feeds, block_model, block_weights, evict_bytes
 from harness.project.host import host_roofline
 from harness.project.kernels import profile_model, standard_normal_feeds
 from harness.project.predictor import Prediction, Predictor
-from harness.project.profiling import PROBE
 from harness.project.projection import project
+from harness.runtimes.onnxruntime.profile import WALL_S, seconds_per_run
 from harness.runtimes.onnxruntime.runner import OnnxRuntimeRunner
 
 
@@ -23,7 +22,7 @@ class HostCheck:
     projected_ms: float  # the roofline's
     measured_ms: float  # median of the measured latencies: a projection predicts the typical run
     prediction: Prediction | None = None  # the kernel predictor's, where one was given
-    drift: float = 1.0  # the predictor's probe now over its time at the fit: the machine's speed since
+    drift: float = 1.0  # the fit's own blocks' times now over then (DriftPanel): the machine's speed since the fit
     own_profile_ms: float = float("nan")  # the network's own profile at the fit's speed (Predictor.own_profile_ms)
 
     @property
@@ -54,45 +53,57 @@ class HostCheck:
 
 
 QUICK_PLAN = LatencyPlan(warmup_runs=10, min_runs=200, min_seconds=0.5)
-PROFILED_RUNS = 10  # of the network under the profiler, after two of warm-up: its kernels and their own times
+PROFILE_S = 0.5  # of the network under the profiler (10-100 runs, after two of warm-up): its kernels' own times
+PANEL_BLOCKS = 30  # of the fit's own blocks, re-timed before each network: the machine's speed since the fit
+PANEL_MAX_WEIGHTS = 1e6  # elements: the panel's models stay in memory (4 MB each at most)
+
+
+class DriftPanel:
+    """The machine's speed now against the fit's, read on the fit's own blocks: a seeded panel of them re-timed as
+    the plan timed them (its wall time alone, back to back), the median of now over then. One probe block read the
+    same way moved 7 % while a panel of the fit's blocks moved 2 % (measured on this host): its readings fall on
+    one of two speeds 7 % apart, by where a session's buffers land, and read between a network's runs it took
+    2-8 % longer still."""
+
+    def __init__(self, predictor: Predictor, threads: int, size: int = PANEL_BLOCKS, seed: int = 0) -> None:
+        timed = [s for s in predictor.samples if s.wall_ms and "block" in s.block
+                 and block_weights(s.block) <= PANEL_MAX_WEIGHTS]
+        chosen = np.random.default_rng(seed).choice(len(timed), min(size, len(timed)), replace=False)
+        self.threads = threads
+        self._blocks = [(block_model(timed[i].block), block_feeds(timed[i].block), evict_bytes(timed[i].block),
+                         float(timed[i].wall_ms)) for i in chosen]
+
+    def drift(self) -> float:
+        """The median over the panel of each block's wall time now over its time in the fit."""
+        return float(np.median([seconds_per_run(model, feeds, self.threads, WALL_S, evict) * 1e3 / then_ms
+                                for model, feeds, evict, then_ms in self._blocks]))
 
 
 def check_on_host(model: Path, precision: str, threads: int, plan: LatencyPlan = QUICK_PLAN,
-                  predictor: Predictor | None = None) -> HostCheck:
+                  predictor: Predictor | None = None, panel: DriftPanel | None = None) -> HostCheck:
     """The roofline's projection (and the predictor's, when given) beside the artifact's measured median, on a
-    seeded standard-normal input. With a predictor the artifact is timed in alternation with the predictor's
-    probe, so a slow spell of the machine since the fit is measured (`drift`) rather than read as error, and it
-    is profiled first: its kernels are what the predictor predicts, and their own times split the error between the
-    regressors and the rest (`HostCheck.regressor_error`, `HostCheck.overhead_error`)."""
+    seeded standard-normal input. With a predictor the artifact is profiled first (its kernels are what the
+    predictor predicts, and their own times split the error between the regressors and the rest:
+    `HostCheck.regressor_error`, `HostCheck.overhead_error`), and the fit's own blocks are re-timed just before
+    it is (`panel`, one is built where none is given), so the machine's drift since the fit is measured (`drift`)
+    rather than read as error."""
     projected = project(model, host_roofline(precision, threads)).latency_ms
     inputs = next(iter(standard_normal_feeds(model).values()))
     if predictor is None:
-        with OnnxRuntimeRunner(model, threads=threads) as runner:
-            measured = float(np.median(time_inferences(runner, inputs, plan).samples_ms))
-        return HostCheck(projected, measured)
-    kernels = profile_model(model, standard_normal_feeds(model), threads, PROFILED_RUNS, warmup=2,
+        return HostCheck(projected, _median_ms(model, threads, inputs, plan))
+    drift = (panel or DriftPanel(predictor, threads)).drift()
+    measured = _median_ms(model, threads, inputs, plan)
+    runs = int(np.clip(PROFILE_S / (measured / 1e3), 10, 100))  # a 0.2 ms network's 10 runs were too few to split
+    kernels = profile_model(model, standard_normal_feeds(model), threads, runs, warmup=2,
                             disabled_optimizers=predictor.disabled_optimizers())
-    prediction = predictor.predict(kernels)
-    with tempfile.TemporaryDirectory(prefix="ncap-probe-") as scratch:
-        probe = Path(scratch) / "probe.onnx"
-        probe.write_bytes(block_model(PROBE))
-        with OnnxRuntimeRunner(model, threads=threads) as runner, \
-                OnnxRuntimeRunner(probe, threads=threads) as reference:
-            timed, probed = time_alternating(runner, _FixedInput(reference, block_feeds(PROBE)["x"]), inputs, plan)
-    drift = float(np.median(probed)) / predictor.record.probe["ms"]
     at_fit_speed = [replace(k, microseconds=k.microseconds / drift) for k in kernels if k.microseconds is not None]
-    return HostCheck(projected, float(np.median(timed)), prediction, drift, predictor.own_profile_ms(at_fit_speed))
+    return HostCheck(projected, measured, predictor.predict(kernels), drift, predictor.own_profile_ms(at_fit_speed))
+
+
+def _median_ms(model: Path, threads: int, inputs: np.ndarray, plan: LatencyPlan) -> float:
+    with OnnxRuntimeRunner(model, threads=threads) as runner:
+        return float(np.median(time_inferences(runner, inputs, plan).samples_ms))
 
 
 def share_within(errors: list[float], bound: float) -> float:
     return sum(abs(e) <= bound for e in errors) / len(errors) if errors else float("nan")
-
-
-class _FixedInput:
-    """A runner that runs its own input whatever it is given: the probe beside a network of another input shape."""
-
-    def __init__(self, runner: OnnxRuntimeRunner, batch: np.ndarray) -> None:
-        self.runner, self.batch = runner, batch
-
-    def infer(self, batch: np.ndarray) -> np.ndarray:
-        return self.runner.infer(self.batch)
