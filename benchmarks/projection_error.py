@@ -85,7 +85,10 @@ def main() -> None:
         raise SystemExit(f"the predictor was fitted at {predictor.record.threads} thread(s), not {args.threads}")
     else:
         print(predictor.describe())
-    panel = DriftPanel(predictor, args.threads) if predictor else None
+    try:
+        panel = DriftPanel(predictor, args.threads) if predictor else None
+    except NcapError as exc:
+        raise SystemExit(str(exc)) from None
     checks: dict[tuple[str, str], list[HostCheck]] = {}
     for round_number in range(1, args.rounds + 1):
         print(f"round {round_number} of {args.rounds}")
@@ -110,7 +113,7 @@ def main() -> None:
     spreads = [row["truth_spread"] for row in rows]
     print(f"the truth itself: {share_within(spreads, 0.10):.0%} of {len(rows)} cells measured within +/-10 % of "
           f"their median in every one of {args.rounds} rounds, {share_within(spreads, 0.25):.0%} within +/-25 %")
-    # "undrifted": the predictor against the measurement as taken, without the probe's drift correction;
+    # "undrifted": the predictor against the measurement as taken, without the drift panel's correction;
     # "regressor" and "overhead": its error split (the regressors' on the network's own kernels, the rest's)
     for method in ("roofline", "predictor", "undrifted", "regressor", "overhead") if predictor else ("roofline",):
         errors = [row[f"{method}_error"] for row in rows]

@@ -351,6 +351,8 @@ def test_the_drift_panel_reads_the_machines_speed_on_the_fits_own_blocks(monkeyp
     then_ms, slower = iter([b[3] for b in panel._blocks]), iter([1.2, 3.0, 1.2, 1.2, 1.2])
     monkeypatch.setattr(validate, "seconds_per_run", lambda *args: next(then_ms) / 1e3 * next(slower))
     assert panel.drift() == pytest.approx(1.2)
+    with pytest.raises(NcapError, match="none of its fit's blocks"):
+        validate.DriftPanel(Predictor(synthetic_predictor().record, [board]), 1)
 
 
 @needs_sklearn

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
+from harness.errors import NcapError
 from harness.measure.latency import LatencyPlan, time_inferences
 from harness.project.blocks import block_feeds, block_model, block_weights, evict_bytes
 from harness.project.host import host_roofline
@@ -72,6 +73,9 @@ class DriftPanel:
         self.threads = threads
         self._blocks = [(block_model(timed[i].block), block_feeds(timed[i].block), evict_bytes(timed[i].block),
                          float(timed[i].wall_ms)) for i in chosen]
+        if not self._blocks:
+            raise NcapError("the predictor holds none of its fit's blocks to re-time, so the machine's drift since "
+                            "the fit cannot be measured; fit one on this machine with `ncap profile`")
 
     def drift(self) -> float:
         """The median over the panel of each block's wall time now over its time in the fit."""
@@ -82,11 +86,11 @@ class DriftPanel:
 def check_on_host(model: Path, precision: str, threads: int, plan: LatencyPlan = QUICK_PLAN,
                   predictor: Predictor | None = None, panel: DriftPanel | None = None) -> HostCheck:
     """The roofline's projection (and the predictor's, when given) beside the artifact's measured median, on a
-    seeded standard-normal input. With a predictor the artifact is profiled first (its kernels are what the
-    predictor predicts, and their own times split the error between the regressors and the rest:
-    `HostCheck.regressor_error`, `HostCheck.overhead_error`), and the fit's own blocks are re-timed just before
-    it is (`panel`, one is built where none is given), so the machine's drift since the fit is measured (`drift`)
-    rather than read as error."""
+    seeded standard-normal input. With a predictor the fit's own blocks are re-timed just before the artifact is
+    timed (`panel`, one is built where none is given), so the machine's drift since the fit is measured (`drift`)
+    rather than read as error, and the artifact is then profiled: its kernels are what the predictor predicts,
+    and their own times split the error between the regressors and the rest (`HostCheck.regressor_error`,
+    `HostCheck.overhead_error`)."""
     projected = project(model, host_roofline(precision, threads)).latency_ms
     inputs = next(iter(standard_normal_feeds(model).values()))
     if predictor is None:
