@@ -311,6 +311,28 @@ def test_the_plan_keeps_its_budget_and_reports_progress(monkeypatch):
     assert predictor.record.probe["readings_s"] == sorted(predictor.record.probe["readings_s"])
 
 
+@needs_sklearn
+def test_a_plan_whose_first_probe_outlasts_the_exploration_still_explores_first(monkeypatch):
+    """A board's first probe (shipped and timed there) can take longer than the exploring share of a short budget:
+    the plan must time random blocks before it refines, not refine an empty fit (it divided by zero)."""
+    clock = [0.0]
+    monkeypatch.setattr(profiling.time, "monotonic", lambda: clock[0])
+
+    class SlowProbeBench:
+        machine, runtime, batch = "board", "onnxruntime on the board", 1
+
+        def time(self, configs, threads):
+            clock[0] += 1.0
+            return [Sample(c, 1.0, [kernel("Conv:float", 1e4 * (1 + clock[0]), 12.0)]) for c in configs]
+
+        def probe_ms(self, threads):
+            clock[0] += 5.0  # half the budget
+            return 1.0
+
+    predictor = profiling.profile_platform(profiling.Plan(budget_s=10), SlowProbeBench(), "imx8", lambda f, s: None)
+    assert len(predictor.samples) >= 1 and predictor.record.platform == "imx8"
+
+
 def test_blocks_timed_in_a_slow_spell_are_brought_to_the_plans_median_speed():
     """A shared machine's speed moves over a plan: each block's times are divided by the probe's reading at the
     time it was timed (interpolated between the readings) over their median, so a slow minute teaches no kernel."""

@@ -126,7 +126,7 @@ def profile_platform(plan: Plan, bench: Bench, platform: str = "host",
             readings.append(bench.probe_ms(plan.threads))
             next_reading = spent() + PROBE_EVERY_S
         if not queue:
-            if spent() < EXPLORE_SHARE * plan.budget_s:
+            if spent() < EXPLORE_SHARE * plan.budget_s or not samples:  # a slow first probe leaves none to refine
                 queue = [sample_config(rng, str(rng.choice(plan.precisions))) for _ in range(bench.batch)]
             else:
                 queue, status = _adaptive_round(samples, plan, rng, spent())
