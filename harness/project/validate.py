@@ -64,7 +64,7 @@ class DriftPanel:
     the plan timed them (its wall time alone, back to back), the median of now over then. One probe block read the
     same way moved 7 % while a panel of the fit's blocks moved 2 % (measured on this host): its readings fall on
     one of two speeds 7 % apart, by where a session's buffers land, and read between a network's runs it took
-    2-8 % longer still."""
+    up to 8 % longer still (-1 to +8 % beside four networks)."""
 
     def __init__(self, predictor: Predictor, threads: int, size: int = PANEL_BLOCKS, seed: int = 0) -> None:
         timed = [s for s in predictor.samples if s.wall_ms and "block" in s.block
