@@ -2,6 +2,7 @@
 predictor, against host measurement of the same artifact."""
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -9,7 +10,7 @@ import numpy as np
 
 from harness.errors import NcapError
 from harness.measure.latency import LatencyPlan, time_inferences
-from harness.project.blocks import block_feeds, block_model, block_weights, evict_bytes
+from harness.project.blocks import block_feeds, block_model, block_shape, block_weights, evict_bytes
 from harness.project.host import host_roofline
 from harness.project.kernels import profile_model, standard_normal_feeds
 from harness.project.predictor import Prediction, Predictor
@@ -56,7 +57,7 @@ class HostCheck:
 QUICK_PLAN = LatencyPlan(warmup_runs=10, min_runs=200, min_seconds=0.5)
 PROFILE_S = 0.5  # of the network under the profiler (10-100 runs, after two of warm-up): its kernels' own times
 PANEL_BLOCKS = 30  # of the fit's own blocks, re-timed before each network: the machine's speed since the fit
-PANEL_MAX_WEIGHTS = 1e6  # elements: the panel's models stay in memory (4 MB each at most)
+PANEL_MAX_ELEMENTS = 1e6  # weights and input: the panel's models and feeds stay in memory (4 MB each at most)
 
 
 class DriftPanel:
@@ -68,7 +69,7 @@ class DriftPanel:
 
     def __init__(self, predictor: Predictor, threads: int, size: int = PANEL_BLOCKS, seed: int = 0) -> None:
         timed = [s for s in predictor.samples if s.wall_ms and "block" in s.block
-                 and block_weights(s.block) <= PANEL_MAX_WEIGHTS]
+                 and block_weights(s.block) + math.prod(block_shape(s.block)) <= PANEL_MAX_ELEMENTS]
         chosen = np.random.default_rng(seed).choice(len(timed), min(size, len(timed)), replace=False)
         self.threads = threads
         self._blocks = [(block_model(timed[i].block), block_feeds(timed[i].block), evict_bytes(timed[i].block),
