@@ -211,6 +211,45 @@ def test_the_copies_of_a_kernel_in_one_block_are_one_sample_at_their_mean_time()
     assert [k.microseconds for k in by_kind["Conv:float"]] == [11.0] and len(by_kind["Relu:float"]) == 1
 
 
+def test_the_weightless_kernels_of_an_evicting_block_are_left_out_of_the_fit():
+    """After an eviction a block's reorders and activations read cold inputs no network's kernels read; its
+    convolutions' cold weights are what the eviction is for, and a block that evicts nothing keeps every kernel."""
+    def block(evict_mb):
+        return Sample({"block": "conv", "evict_mb": evict_mb}, None,
+                      [kernel("nchwc.Conv:float", 1e4, 12.0), kernel("nchwc.ReorderOutput:float", 10, 5.0)])
+    evicting = timed_by_kind([block(8)])
+    assert len(evicting["nchwc.Conv:float"]) == 1 and "nchwc.ReorderOutput:float" not in evicting
+    assert len(timed_by_kind([block(0)])["nchwc.ReorderOutput:float"]) == 1
+
+
+def test_working_sets_past_the_cap_are_one_to_the_regressors():
+    """A network's summed working set overstates what it touches (activation memory is reused): past the cap, all
+    are alike; below it they differ."""
+    from harness.project.predictor import WORKING_SET_CAP, _x
+    column = FEATURES.index("working_set")
+    rows = [[1.0] * len(FEATURES) for _ in range(3)]
+    for row, size in zip(rows, (WORKING_SET_CAP / 4, 2 * WORKING_SET_CAP, 8 * WORKING_SET_CAP), strict=True):
+        row[column] = size
+    x = _x(rows)[:, column]
+    assert x[1] == x[2] and x[0] < x[1]
+
+
+def test_sampled_convolutions_include_stems_and_stage_transitions():
+    """Convolutions are drawn more often than other blocks, a third of the dense ones on an image's 3 channels,
+    and half the others doubling, quadrupling or halving their input's channels, always a multiple of 8."""
+    rng = np.random.default_rng(0)
+    drawn = [blocks.sample_config(rng, "fp32") for _ in range(3000)]
+    convs = [c for c in drawn if c["block"] == "conv"]
+    assert len(convs) / len(drawn) > 0.2  # three in eleven, where each of the nine blocks alike would be one in nine
+    dense = [c for c in convs if not c["depthwise"]]
+    stems = [c for c in dense if c["channels"] == 3]
+    assert 0.25 < len(stems) / len(dense) < 0.42
+    transitions = [c for c in dense if c["channels"] > 3 and c["out_channels"] in
+                   {2 * c["channels"], 4 * c["channels"], c["channels"] // 2}]
+    assert len(transitions) / (len(dense) - len(stems)) > 0.35
+    assert all(c["out_channels"] % 8 == 0 for c in dense)
+
+
 def test_every_block_builds_at_every_precision_and_onnx_runtime_runs_it():
     rng = np.random.default_rng(0)
     for precision in profiling.PRECISIONS:

@@ -46,6 +46,11 @@ class Kernel:
         return [self.features[name] for name in FEATURES]
 
 
+def has_weights(kind: str) -> bool:
+    """Whether a kernel type reads a weight tensor (a convolution or a matrix product), not only activations."""
+    return kind.split(":", 1)[0].rsplit(".", 1)[-1] in CONV_OPS | MATMUL_OPS
+
+
 def profile_model(model: Path | bytes, feeds: dict[str, np.ndarray], threads: int, runs: int = 3,
                   warmup: int = 2, disabled_optimizers: tuple[str, ...] = ()) -> list[Kernel]:
     """Run the model `runs` times under ONNX Runtime's profiler and return its kernels with their mean times."""
