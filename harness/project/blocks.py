@@ -42,8 +42,8 @@ BLOCKS = ("conv", "residual", "inverted", "squeeze_excite", "pool", "head", "csp
 # and narrowing, any kernel and stride), and its samples are the plan's quickest
 BLOCK_WEIGHTS = {"conv": 3.0}
 STEMS = 1 / 3  # of the non-depthwise convolutions: on the image's 3 channels, one per network and a large share of
-# a small one (DMS-Net's stem is half of its INT8 time); 1 in 4 of the convolutions, a fifth as often, left its rate
-# per MAC to the forests' guess from 16 output channels (+14 %, measured)
+# a small one (DMS-Net's stem is half of its INT8 time). At 1 in 4 of them, with convolutions drawn as often as any
+# block (stems 2 % of the blocks, 6 % now), the forests predicted DMS-Net's from 16-output stems: +14 % (measured)
 ACTIVATIONS = ("none", "Relu", "HardSwish", "SiLU")  # SiLU as exported: Sigmoid and Mul (ORT fuses it)
 GLOBAL_POOLS = ("GlobalAveragePool", "ReduceMean")  # PyTorch's exporter writes AdaptiveAvgPool2d(1) as either
 MAX_MACS = 1e9  # a block's cap: a 640x640 detector's largest convolution (YOLOv8-s: 128 -> 128 3x3 at 80x80, 0.94 G).
