@@ -27,6 +27,7 @@ from harness.project.predictor import (
     timed_by_kind,
     wall_timed,
 )
+from harness.runtimes.onnxruntime import profile
 
 needs_sklearn = pytest.mark.skipif(find_spec("sklearn") is None,
                                    reason="the predictor's regressors need scikit-learn: pip install '.[predict]'")
@@ -108,6 +109,20 @@ def test_features_come_from_the_profile_and_the_graph_after_the_warm_up():
     assert qconv.features["macs"] == 10 * 10 * 16 * 4 * 3 * 3
     assert qconv.features["in_channels"] == 8 and qconv.features["groups"] == 2
     assert qconv.features["input_elements"] == 10 * 10 * 8 + 2  # activations and their scale and zero point
+
+
+@pytest.mark.parametrize("sessions, kept", [(1, b"slow"), (2, b"fast")])
+def test_a_profile_is_kept_from_the_session_whose_median_run_is_fastest(monkeypatch, sessions, kept):
+    """A profiled session can run every kernel about twice as long throughout; the warm-up is no part of the choice
+    (the fast session's first run is its slowest)."""
+    def session(first_us, us):
+        events = [{"name": f"{node}_kernel_time", "dur": dur, "args": {}}
+                  for dur in (first_us, us, us, us) for node in ("conv", "relu")]
+        return events, b"fast" if us < 10 else b"slow"
+
+    profiles = iter([session(10, 10), session(500, 5)])
+    monkeypatch.setattr(profile, "_profiled_session", lambda *args: next(profiles))
+    assert profile.layer_profile(b"model", {}, 1, runs=3, warmup=1, sessions=sessions)[1] == kept
 
 
 def test_an_int8_max_pool_counts_its_window_as_other_pools_do():
@@ -272,7 +287,15 @@ DETECTOR_AND_FP16_KINDS = [
     ("int8", {"block": "upsample", "activation": "SiLU"}, {"Resize:uint8", "microsoft.QLinearConcat:float"}),
     ("int8", {"block": "csp", "activation": "SiLU"}, {"Split:uint8", "microsoft.QLinearSigmoid:uint8"}),
     ("int8", {"block": "detect", "classes": 8}, {"microsoft.QLinearSoftmax:uint8"}),
+    # YOLOv8-s's box distribution as the zoo writes it: a softmax over axis 2, untransposed, and a weighted sum
+    ("fp32", {"block": "detect", "classes": 8, "dfl": "in_place"}, {"Softmax:float", "Mul:float", "ReduceSum:float"}),
 ]
+
+
+def test_detector_blocks_draw_both_forms_of_the_box_distribution():
+    rng = np.random.default_rng(0)
+    forms = [blocks.sample_config(rng, "fp32", "detect")["dfl"] for _ in range(40)]
+    assert set(forms) == set(blocks.DFL_FORMS)
 
 
 @pytest.mark.parametrize("precision, block, kinds", DETECTOR_AND_FP16_KINDS)

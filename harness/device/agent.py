@@ -56,10 +56,11 @@ def run(args: argparse.Namespace) -> None:
             emit("scores", shape=list(scores.shape), top1=scores.reshape(len(scores), -1).argmax(axis=1).tolist(),
                  nonfinite=int(np.size(scores) - np.isfinite(scores).sum()))
     if args.layer_profile:  # last: the profiler's own memory stays out of the peak above
-        from harness.runtimes.onnxruntime.profile import PROFILE_WARMUP, layer_profile
+        from harness.runtimes.onnxruntime.profile import PROFILE_SESSIONS, PROFILE_WARMUP, layer_profile
 
         feeds = {args.input_name: inputs[:1]} if args.input_name else inputs[:1]
-        events, graph = layer_profile(args.model, feeds, args.threads, args.layer_profile, PROFILE_WARMUP)
+        events, graph = layer_profile(args.model, feeds, args.threads, args.layer_profile, PROFILE_WARMUP,
+                                      sessions=PROFILE_SESSIONS)
         emit("layers", events=events, graph=base64.b64encode(graph).decode(), warmup=PROFILE_WARMUP)
     emit("done")
 

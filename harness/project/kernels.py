@@ -52,9 +52,10 @@ def has_weights(kind: str) -> bool:
 
 
 def profile_model(model: Path | bytes, feeds: dict[str, np.ndarray], threads: int, runs: int = 3,
-                  warmup: int = 2, disabled_optimizers: tuple[str, ...] = ()) -> list[Kernel]:
-    """Run the model `runs` times under ONNX Runtime's profiler and return its kernels with their mean times."""
-    events, graph = layer_profile(model, feeds, threads, runs, warmup, disabled_optimizers)
+                  warmup: int = 2, disabled_optimizers: tuple[str, ...] = (), sessions: int = 1) -> list[Kernel]:
+    """Run the model `runs` times under ONNX Runtime's profiler and return its kernels with their mean times (in the
+    fastest of `sessions` sessions, see `layer_profile`)."""
+    events, graph = layer_profile(model, feeds, threads, runs, warmup, disabled_optimizers, sessions=sessions)
     return kernels_from_profile(onnx.load_from_string(graph).graph, events, skip_runs=warmup)
 
 

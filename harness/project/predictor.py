@@ -30,8 +30,9 @@ from harness.project.blocks import MAX_EVICT_MB, Config, evict_bytes
 from harness.project.kernels import FEATURES, Kernel, has_weights
 
 # 5: an INT8 max pool's MACs count its window, as other pools' do; 6: fitted without the weightless kernels of evicting
-# blocks, on a working set capped at WORKING_SET_CAP (a held-out error measured on a 5 is not this fit's)
-FORMAT = "dms-ncap kernel predictor 6"
+# blocks, on a working set capped at WORKING_SET_CAP; 7: each block profiled in the faster of two sessions
+# (runtimes.onnxruntime.profile.layer_profile). A held-out error measured on an earlier format is not this fit's
+FORMAT = "dms-ncap kernel predictor 7"
 MIN_SAMPLES = 5  # a kernel type with fewer is predicted by the pooled regressor over all types
 FOREST = {"n_estimators": 100, "random_state": 0, "n_jobs": 1}
 TREE_SAMPLES = 20_000  # each tree's bootstrap sample at most: fitting time stays bounded as board runs add samples

@@ -15,7 +15,7 @@ from harness.project.host import host_roofline
 from harness.project.kernels import profile_model, standard_normal_feeds
 from harness.project.predictor import Prediction, Predictor
 from harness.project.projection import project
-from harness.runtimes.onnxruntime.profile import WALL_S, seconds_per_run
+from harness.runtimes.onnxruntime.profile import PROFILE_SESSIONS, WALL_S, seconds_per_run
 from harness.runtimes.onnxruntime.runner import OnnxRuntimeRunner
 
 
@@ -98,9 +98,10 @@ def check_on_host(model: Path, precision: str, threads: int, plan: LatencyPlan =
         return HostCheck(projected, _median_ms(model, threads, inputs, plan))
     drift = (panel or DriftPanel(predictor, threads)).drift()
     measured = _median_ms(model, threads, inputs, plan)
-    runs = int(np.clip(PROFILE_S / (measured / 1e3), 10, 100))  # a 0.2 ms network's 10 runs were too few to split
+    # profiled as the fit's blocks are, in the faster of two sessions; a 0.2 ms network's 10 runs were too few to split
+    runs = int(np.clip(PROFILE_S / PROFILE_SESSIONS / (measured / 1e3), 10, 50))
     kernels = profile_model(model, standard_normal_feeds(model), threads, runs, warmup=2,
-                            disabled_optimizers=predictor.disabled_optimizers())
+                            disabled_optimizers=predictor.disabled_optimizers(), sessions=PROFILE_SESSIONS)
     at_fit_speed = [replace(k, microseconds=k.microseconds / drift) for k in kernels if k.microseconds is not None]
     return HostCheck(projected, measured, predictor.predict(kernels), drift, predictor.own_profile_ms(at_fit_speed))
 
