@@ -292,6 +292,13 @@ DETECTOR_AND_FP16_KINDS = [
 ]
 
 
+def test_small_feature_maps_carry_many_channels_as_in_a_cnns_late_stages():
+    rng = np.random.default_rng(0)
+    configs = [blocks.sample_config(rng, "fp32") for _ in range(3000)]
+    late = [c["channels"] for c in configs if c["size"] <= 4 and c["channels"] > 3]
+    assert np.median(late) >= 160  # drawn apart from the size, 88
+
+
 def test_detector_blocks_draw_both_forms_of_the_box_distribution():
     rng = np.random.default_rng(0)
     forms = [blocks.sample_config(rng, "fp32", "detect")["dfl"] for _ in range(40)]

@@ -52,6 +52,11 @@ MAX_MACS = 1e9  # a block's cap: a 640x640 detector's largest convolution (YOLOv
 MAX_WEIGHTS = 32e6  # elements (128 MB in FP32): four times a large last-level cache, and a file a board takes
 MAX_SIZE = 320  # feature maps up to a 640x640 detector's after its stem
 INPUT_SIZES = (32, 64, 96, 112, 128, 160, 224, 256, 320, 416, 512, 640)  # images CNNs are commonly fed
+# Half the blocks take their channels and size together, as a CNN's stages pair them (`_stage`): drawn apart, a
+# network's late stages (hundreds of channels on 2-8 pixels) were as rare in a fit as any other pairing, and its
+# INT8 convolutions there were predicted 20-65 % slow from the few samples near them (measured on an AMD EPYC host)
+STAGE_PRIOR = 0.5
+BASE_WIDTHS = (16, 24, 32, 48, 64)  # a CNN's channels after its stem
 MAX_COPIES = 16  # copies of a block side by side: working sets from one block's to a large network's
 MAX_EVICT_MB = 64  # memory touched between a block's runs: twice a 32 MB last-level cache, where nothing survives
 # it; a 480 MB L3 like this VM's holds it (docs/latency-prediction.md, "Measured on this host")
@@ -73,7 +78,8 @@ def sample_config(rng: np.random.Generator, precision: str, block: str | None = 
         weights = np.array([BLOCK_WEIGHTS.get(name, 1.0) for name in BLOCKS])
         block = str(rng.choice(BLOCKS, p=weights / weights.sum()))
     while True:
-        config: Config = {"block": block, "precision": precision, "channels": _channels(rng), "size": _size(rng),
+        channels, size = _stage(rng) if rng.random() < STAGE_PRIOR else (_channels(rng), _size(rng))
+        config: Config = {"block": block, "precision": precision, "channels": channels, "size": size,
                           "copies": int(round(math.exp(rng.uniform(0, math.log(MAX_COPIES))))),
                           "evict_mb": int(round(math.exp(rng.uniform(0, math.log(MAX_EVICT_MB)))))
                           if rng.random() < EVICTING else 0}
@@ -199,6 +205,15 @@ def _size(rng: np.random.Generator) -> int:
     if rng.random() < 0.5:
         return max(2, min(MAX_SIZE, int(rng.choice(INPUT_SIZES)) >> int(rng.integers(0, 6))))
     return int(round(math.exp(rng.uniform(math.log(2), math.log(MAX_SIZE)))))
+
+
+def _stage(rng: np.random.Generator) -> tuple[int, int]:
+    """(channels, size) of a feature map as a CNN's stages pair them: an input size a CNN is fed halved once per
+    stage (1-5), and a base width doubled per stage after the first, within +/-40 % and 1024 channels."""
+    stage = int(rng.integers(1, 6))
+    size = max(2, int(rng.choice(INPUT_SIZES)) >> stage)
+    width = float(rng.choice(BASE_WIDTHS)) * 2 ** (stage - 1) * math.exp(rng.uniform(-0.34, 0.34))
+    return int(8 * max(1, round(min(1024.0, width) / 8))), size
 
 
 def _out_channels(rng: np.random.Generator, channels: int) -> int:
