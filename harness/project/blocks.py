@@ -59,7 +59,7 @@ STAGE_PRIOR = 0.5
 BASE_WIDTHS = (16, 24, 32, 48, 64)  # a CNN's channels after its stem
 MAX_COPIES = 16  # copies of a block side by side: working sets from one block's to a large network's
 MAX_EVICT_MB = 64  # memory touched between a block's runs: twice a 32 MB last-level cache, where nothing survives
-# it; a 480 MB L3 like this VM's holds it (docs/latency-prediction.md, "Measured on this host")
+# it (the AMD EPYC VM of "Measured on this host" in docs/latency-prediction.md); the Intel one's 480 MB L3 held it
 EVICTING = 0.3  # the share of blocks that evict: each of a small block's ~60 runs does, up to a second a block
 DFL_BINS = 16  # a YOLOv8 box head's distribution bins per box side
 # how a detector's box distribution is written: Ultralytics' export transposes the bins to axis 1 before its softmax;
