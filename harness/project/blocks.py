@@ -54,7 +54,7 @@ MAX_SIZE = 320  # feature maps up to a 640x640 detector's after its stem
 INPUT_SIZES = (32, 64, 96, 112, 128, 160, 224, 256, 320, 416, 512, 640)  # images CNNs are commonly fed
 # Half the blocks take their channels and size together, as a CNN's stages pair them (`_stage`): drawn apart, a
 # network's late stages (hundreds of channels on 2-8 pixels) were as rare in a fit as any other pairing, and its
-# INT8 convolutions there were predicted 20-65 % slow from the few samples near them (measured on an AMD EPYC host)
+# INT8 convolutions there were predicted 14-65 % slow from the few samples near them (measured on an AMD EPYC host)
 STAGE_PRIOR = 0.5
 BASE_WIDTHS = (16, 24, 32, 48, 64)  # a CNN's channels after its stem
 MAX_COPIES = 16  # copies of a block side by side: working sets from one block's to a large network's
@@ -63,8 +63,9 @@ MAX_EVICT_MB = 64  # memory touched between a block's runs: twice a 32 MB last-l
 EVICTING = 0.3  # the share of blocks that evict: each of a small block's ~60 runs does, up to a second a block
 DFL_BINS = 16  # a YOLOv8 box head's distribution bins per box side
 # how a detector's box distribution is written: Ultralytics' export transposes the bins to axis 1 before its softmax;
-# written as a view, a softmax over axis 2 and a sum weighted by the bins, it runs at a third of the time per element
-# (2 ns against 6-7, measured), which a block drawing only the first form taught the predictor as YOLOv8-s's time
+# written as a view, a softmax over axis 2 and a sum weighted by the bins, it runs in a third of the time per element
+# on the Intel host (2 ns against 6-7) and a tenth on the AMD one (1.5 against 16, FP32), which a block drawing only
+# the first form taught the predictor as YOLOv8-s's time
 DFL_FORMS = ("transposed", "in_place")
 CALIBRATION_BATCHES = 4
 IR_VERSION = 10  # what torch.onnx writes beside opset 18, as in the zoo's artifacts
@@ -209,7 +210,7 @@ def _size(rng: np.random.Generator) -> int:
 
 def _stage(rng: np.random.Generator) -> tuple[int, int]:
     """(channels, size) of a feature map as a CNN's stages pair them: an input size a CNN is fed halved once per
-    stage (1-5), and a base width doubled per stage after the first, within +/-40 % and 1024 channels."""
+    stage (1-5), and a base width doubled per stage after the first, times 0.7-1.4, at most 1024 channels."""
     stage = int(rng.integers(1, 6))
     size = max(2, int(rng.choice(INPUT_SIZES)) >> stage)
     width = float(rng.choice(BASE_WIDTHS)) * 2 ** (stage - 1) * math.exp(rng.uniform(-0.34, 0.34))
