@@ -85,7 +85,7 @@ def layer_profile(model: Path | bytes, feeds: dict[str, np.ndarray] | np.ndarray
     `disabled_optimizers` leaves out graph transformers another machine's runtime does not have; `evict_bytes`
     of other memory are touched between runs (see `evictor`). With `sessions` > 1 the profile is taken in that
     many sessions and the one whose median run is shortest is kept: a profiled session can run every kernel
-    slower throughout, which unprofiled runs do not show (measured on this host: MobileNetV3 FP32's median
+    slower throughout, which unprofiled runs do not show (measured on the AMD EPYC host: MobileNetV3 FP32's median
     profiled run took 537-664 us in 15 sessions of 20 and 908-1116 us in the other 5, every kernel about twice
     as long; unprofiled, its median run took 278-354 us)."""
     profiles = [_profiled_session(model, feeds, threads, runs, warmup, disabled_optimizers, evict_bytes)
