@@ -15,7 +15,7 @@ from test_plugin import SUITE, records
 
 from conftest import FAST, tiny_classifier
 from harness.errors import NcapError
-from harness.project import blocks, profiling, validate
+from harness.project import architectures, blocks, profiling, validate
 from harness.project.kernels import FEATURES, Kernel, kernels_from_profile, network_kernels, profile_model
 from harness.project.predictor import (
     Predictor,
@@ -256,13 +256,33 @@ def test_sampled_convolutions_include_stems_and_stage_transitions():
     drawn = [blocks.sample_config(rng, "fp32") for _ in range(3000)]
     convs = [c for c in drawn if c["block"] == "conv"]
     assert len(convs) / len(drawn) > 0.2  # three in eleven, where each of the nine blocks alike would be one in nine
-    dense = [c for c in convs if not c["depthwise"]]
+    dense = [c for c in convs if not c["depthwise"] and "architecture" not in c]
     stems = [c for c in dense if c["channels"] == 3]
     assert 0.25 < len(stems) / len(dense) < 0.42
     transitions = [c for c in dense if c["channels"] > 3 and c["out_channels"] in
                    {2 * c["channels"], 4 * c["channels"], c["channels"] // 2}]
     assert len(transitions) / (len(dense) - len(stems)) > 0.35
     assert all(c["out_channels"] % 8 == 0 for c in dense)
+
+
+def test_half_the_convolutions_are_layers_of_published_architectures_outside_the_zoos_families():
+    """LitePred's sampling: a share of the convolutions is a real layer (channels, kernel, stride, depthwise as
+    its architecture has them, its size scaled to an input CNNs are fed), never from the zoo's own families."""
+    layers = architectures.architecture_layers()
+    assert not any(name.startswith(("resnet", "wide_resnet", "resnext", "mobilenet_v3")) for name in layers)
+    first, last = layers["mobilenet_v2"][0], layers["mobilenet_v2"][-1]
+    assert first == ("mobilenet_v2", 3, 32, 3, 2, False, 1.0)  # its stem, on the whole image
+    assert (last.in_channels, last.out_channels, last.size_share) == (320, 1280, 7 / 224)
+    assert any(layer.depthwise and layer.kernel == 5 for layer in layers["efficientnet_b0"])
+    rng = np.random.default_rng(0)
+    convs = [blocks.sample_config(rng, "int8", "conv") for _ in range(400)]
+    real = [c for c in convs if "architecture" in c]
+    assert 0.4 < len(real) / len(convs) < 0.6
+    for config in real:
+        shape = (config["channels"], config["out_channels"], config["kernel"], config["stride"], config["depthwise"])
+        assert shape in {layer[1:6] for layer in layers[config["architecture"]]}
+        assert config["size"] in {max(1, -(-size * layer.size_share // 1)) for layer in layers[config["architecture"]]
+                                  for size in blocks.INPUT_SIZES}
 
 
 def test_every_block_builds_at_every_precision_and_onnx_runtime_runs_it():

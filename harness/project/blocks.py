@@ -35,6 +35,7 @@ from onnxruntime.transformers.float16 import convert_float_to_float16
 
 from harness.models.export import OPSET
 from harness.optimize.passes import Int8, prepare_for_quantization
+from harness.project.architectures import sample_layer
 from harness.runtimes.onnxruntime.profile import standard_normal
 
 BLOCKS = ("conv", "residual", "inverted", "squeeze_excite", "pool", "head", "csp", "upsample", "detect")
@@ -56,6 +57,9 @@ INPUT_SIZES = (32, 64, 96, 112, 128, 160, 224, 256, 320, 416, 512, 640)  # image
 # network's late stages (hundreds of channels on 2-8 pixels) were as rare in a fit as any other pairing, and its
 # INT8 convolutions there were predicted 14-65 % slow from the few samples near them (measured on an AMD EPYC host)
 STAGE_PRIOR = 0.5
+# Half the convolutions are a published architecture's layer at an input size CNNs are fed (harness.project.
+# architectures): the ranges above still leave a network's own kernels few near neighbours in a 25-minute plan
+ARCHITECTURE_SHARE = 0.5
 BASE_WIDTHS = (16, 24, 32, 48, 64)  # a CNN's channels after its stem
 MAX_COPIES = 16  # copies of a block side by side: working sets from one block's to a large network's
 MAX_EVICT_MB = 64  # memory touched between a block's runs: twice a 32 MB last-level cache, where nothing survives
@@ -84,7 +88,12 @@ def sample_config(rng: np.random.Generator, precision: str, block: str | None = 
                           "copies": int(round(math.exp(rng.uniform(0, math.log(MAX_COPIES))))),
                           "evict_mb": int(round(math.exp(rng.uniform(0, math.log(MAX_EVICT_MB)))))
                           if rng.random() < EVICTING else 0}
-        if block == "conv":
+        if block == "conv" and rng.random() < ARCHITECTURE_SHARE:
+            layer, size = sample_layer(rng, int(rng.choice(INPUT_SIZES)))
+            config |= {"channels": layer.in_channels, "size": size, "out_channels": layer.out_channels,
+                       "kernel": layer.kernel, "stride": layer.stride, "depthwise": layer.depthwise,
+                       "activation": str(rng.choice(ACTIVATIONS)), "architecture": layer.architecture}
+        elif block == "conv":
             depthwise = bool(rng.random() < 0.3)
             kernel = rng.choice([3, 5]) if depthwise else rng.choice([1, 3, 5, 7], p=[.4, .45, .1, .05])
             config |= {"out_channels": config["channels"] if depthwise else _out_channels(rng, config["channels"]),
