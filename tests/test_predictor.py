@@ -203,6 +203,25 @@ def test_the_profilers_cost_is_fitted_per_kernel_type_and_taken_off_each_kernel(
         pytest.approx(9.0 - 2.5)
 
 
+def test_types_that_always_run_together_share_their_cost_without_a_kernel_dropping_below_zero():
+    """A squeeze-and-excitation's multiply (4 us) runs only beside its convolution (20 us): their blocks say what
+    the two cost together (10 us), not how it splits. No type may take more than its fastest kernels' time, so the
+    kernels still sum to each block's wall time; split evenly, the multiply would drop to MIN_US and the sum
+    would not hold."""
+    samples = []
+    for i in range(12):
+        pairs = 1 + i % 4
+        kernels = [kernel(kind, 1e4 * (j + 1), us) for j in range(pairs)
+                   for kind, us in (("microsoft.QLinearMul:uint8", 4.0), ("microsoft.QLinearConv:uint8", 20.0))]
+        wall_us = CALL_US + pairs * (24.0 - 10.0)
+        samples.append(Sample({"block": "squeeze_excite"}, wall_us / 1e3, kernels))
+    fitted = overheads(samples)
+    assert fitted.per_kernel_us["microsoft.QLinearMul:uint8"] >= 0.1 - 4.0 - 1e-6
+    for sample in samples:
+        assert fitted.call_us + sum(k.microseconds for k in wall_timed(sample, fitted)) == \
+            pytest.approx(sample.wall_ms * 1e3, rel=1e-3)
+
+
 def test_a_cold_call_after_evicted_memory_is_not_spread_over_the_kernels():
     """A block that evicts memory before each run waits longer for its call (feeds, outputs and the runtime's
     state are cold) than its kernels take: that time is the call's, fitted apart, not its kernels'."""
