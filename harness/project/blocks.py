@@ -127,12 +127,13 @@ def sample_config(rng: np.random.Generator, precision: str, block: str | None = 
 
 
 def perturb(config: Config, rng: np.random.Generator) -> Config:
-    """A neighbour of `config`: its sizes, copies and evicted memory scaled by up to +/-40 %, the rest kept
-    (adaptive sampling's step). Channels stay multiples of 8, as `_channels` samples them: ONNX Runtime's kernels
-    run other counts at other rates per MAC, and samples there (a third of a fit's, measured) made the networks'
-    predictions up to 1.5x too slow. Sizes stay within the sampled range."""
+    """A neighbour of `config`: its sizes, copies and evicted memory scaled by up to +/-40 %, the rest kept but an
+    architecture's name, as the neighbour is not that architecture's layer (adaptive sampling's step). Channels
+    stay multiples of 8, as `_channels` samples them: ONNX Runtime's kernels run other counts at other rates per
+    MAC, and samples there (a third of a fit's, measured) made the networks' predictions up to 1.5x too slow.
+    Sizes stay within the sampled range."""
     for _ in range(20):
-        moved = dict(config)
+        moved = {key: value for key, value in config.items() if key != "architecture"}
         for key in ("channels", "out_channels", "size", "hidden", "classes", "copies", "evict_mb"):
             if key in moved and moved[key] > 3:
                 moved[key] = max(1, int(round(moved[key] * math.exp(rng.uniform(-0.34, 0.34)))))
