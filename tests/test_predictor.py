@@ -455,14 +455,17 @@ def test_blocks_timed_in_a_slow_spell_are_brought_to_the_plans_median_speed():
 
 
 @needs_sklearn
-def test_host_check_brings_the_truth_back_to_the_fit_speed(tmp_path, monkeypatch):
-    """The machine is 10 % slower than at the fit (the probe says so): a prediction of the fit-time truth is exact."""
+@pytest.mark.parametrize("read_by_caller", [False, True])
+def test_host_check_brings_the_truth_back_to_the_fit_speed(tmp_path, monkeypatch, read_by_caller):
+    """The machine is 10 % slower than at the fit (the drift panel says so, read here or by the caller once a
+    round, which then outranks a new panel's reading): a prediction of the fit-time truth is exact."""
     model = tiny_classifier(tmp_path / "tiny.onnx")
-    predictor = synthetic_predictor()  # its probe took 1.0 ms at the fit
+    predictor = synthetic_predictor()
     fit_ms = predictor.predict(network_kernels(model, 1, predictor.disabled_optimizers())).ms
-    monkeypatch.setattr(validate, "DriftPanel", lambda predictor, threads: SimpleNamespace(drift=lambda: 1.1))
+    here = 1.5 if read_by_caller else 1.1
+    monkeypatch.setattr(validate, "DriftPanel", lambda predictor, threads: SimpleNamespace(drift=lambda: here))
     monkeypatch.setattr(validate, "_median_ms", lambda model, threads, inputs, plan: fit_ms * 1.1)
-    check = validate.check_on_host(model, "fp32", 1, predictor=predictor)
+    check = validate.check_on_host(model, "fp32", 1, predictor=predictor, drift=1.1 if read_by_caller else None)
     assert check.drift == pytest.approx(1.1) and check.predictor_error == pytest.approx(0.0, abs=1e-12)
     assert check.measured_ms == pytest.approx(fit_ms * 1.1)
 

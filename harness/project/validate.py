@@ -85,18 +85,18 @@ class DriftPanel:
 
 
 def check_on_host(model: Path, precision: str, threads: int, plan: LatencyPlan = QUICK_PLAN,
-                  predictor: Predictor | None = None, panel: DriftPanel | None = None) -> HostCheck:
+                  predictor: Predictor | None = None, drift: float | None = None) -> HostCheck:
     """The roofline's projection (and the predictor's, when given) beside the artifact's measured median, on a
-    seeded standard-normal input. With a predictor the fit's own blocks are re-timed just before the artifact is
-    timed (`panel`, one is built where none is given), so the machine's drift since the fit is measured (`drift`)
-    rather than read as error, and the artifact is then profiled: its kernels are what the predictor predicts,
-    and their own times split the error between the regressors and the rest (`HostCheck.regressor_error`,
-    `HostCheck.overhead_error`)."""
+    seeded standard-normal input. With a predictor the machine's drift since the fit is taken out of the truth
+    rather than read as error: `drift` as the caller read it on a DriftPanel (once a round over many networks),
+    else read here on a new panel just before the artifact is timed. The artifact is then profiled: its kernels
+    are what the predictor predicts, and their own times split the error between the regressors and the rest
+    (`HostCheck.regressor_error`, `HostCheck.overhead_error`)."""
     projected = project(model, host_roofline(precision, threads)).latency_ms
     inputs = next(iter(standard_normal_feeds(model).values()))
     if predictor is None:
         return HostCheck(projected, _median_ms(model, threads, inputs, plan))
-    drift = (panel or DriftPanel(predictor, threads)).drift()
+    drift = DriftPanel(predictor, threads).drift() if drift is None else drift
     measured = _median_ms(model, threads, inputs, plan)
     # profiled as the fit's blocks are, in the faster of two sessions; a 0.2 ms network's 10 runs were too few to split
     runs = int(np.clip(PROFILE_S / PROFILE_SESSIONS / (measured / 1e3), 10, 50))
