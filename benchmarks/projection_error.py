@@ -5,8 +5,9 @@ batch-1 latency two ways and measure it:
 - the roofline (ONNX Runtime microbenchmarks on synthetic graphs), the fallback where a platform has no predictor;
 - the kernel predictor (harness.project.predictor), fitted by `ncap profile` on synthetic blocks, never on these
   networks. At the start of each round a panel of the fit's own blocks is re-timed as the plan timed them, so
-  the machine's drift since the fit is measured and taken out rather than read as the predictor's error
-  (harness.project.validate.DriftPanel: one probe block, read between a network's runs, had put it 5-16 % off).
+  the machine's drift since the fit is measured, by kernel size, and taken out rather than read as the
+  predictor's error (harness.project.validate.DriftPanel: one probe block, read between a network's runs, had put
+  it 5-16 % off; a slow spell slows small kernels more than large ones).
 Each cell is measured in `--rounds` short rounds over all the cells, about a minute apart: its truth is the median
 of the rounds. A shared machine has slow spells of a fraction of a second to a few seconds that run small networks
 up to twice as long (MobileNetV3 INT8 in 0.2 s windows: 0.32-0.39 ms, with some at 0.47-0.49 ms), and one 1 s window in
@@ -98,7 +99,8 @@ def main() -> None:
     checks: dict[tuple[str, str], list[HostCheck]] = {}
     for round_number in range(1, args.rounds + 1):
         drift = panel.drift() if panel else None
-        print(f"round {round_number} of {args.rounds}" + (f": the fit's blocks now take {drift:.3f}x" if drift else ""))
+        print(f"round {round_number} of {args.rounds}" + ("" if drift is None else
+              f": the fit's kernels now take {drift.at([2.0]):.3f}x at 2 us, {drift.at([1e3]):.3f}x at 1 ms"))
         for model, recipe, precision, onnx in cells:
             if round_number > 1 and (model, recipe) not in checks:
                 continue  # it could not be measured in the first round

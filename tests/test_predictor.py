@@ -454,6 +454,11 @@ def test_blocks_timed_in_a_slow_spell_are_brought_to_the_plans_median_speed():
     assert profiling.at_median_speed(slow, [0.0] * 4, {"readings_ms": [float("nan")], "readings_s": [0.0]}) == slow
 
 
+def uniform_drift(factor: float) -> validate.Drift:
+    """A drift the same for kernels of every size."""
+    return validate.Drift(float(np.log(factor)), 0.0)
+
+
 @needs_sklearn
 @pytest.mark.parametrize("read_by_caller", [False, True])
 def test_host_check_brings_the_truth_back_to_the_fit_speed(tmp_path, monkeypatch, read_by_caller):
@@ -462,10 +467,11 @@ def test_host_check_brings_the_truth_back_to_the_fit_speed(tmp_path, monkeypatch
     model = tiny_classifier(tmp_path / "tiny.onnx")
     predictor = synthetic_predictor()
     fit_ms = predictor.predict(network_kernels(model, 1, predictor.disabled_optimizers())).ms
-    here = 1.5 if read_by_caller else 1.1
+    here = uniform_drift(1.5 if read_by_caller else 1.1)
     monkeypatch.setattr(validate, "DriftPanel", lambda predictor, threads: SimpleNamespace(drift=lambda: here))
     monkeypatch.setattr(validate, "_median_ms", lambda model, threads, inputs, plan: fit_ms * 1.1)
-    check = validate.check_on_host(model, "fp32", 1, predictor=predictor, drift=1.1 if read_by_caller else None)
+    check = validate.check_on_host(model, "fp32", 1, predictor=predictor,
+                                   drift=uniform_drift(1.1) if read_by_caller else None)
     assert check.drift == pytest.approx(1.1) and check.predictor_error == pytest.approx(0.0, abs=1e-12)
     assert check.measured_ms == pytest.approx(fit_ms * 1.1)
 
@@ -482,12 +488,35 @@ def test_the_drift_panel_reads_the_machines_speed_on_the_fits_own_blocks(monkeyp
     samples = [Sample(c, 0.1 * (i + 1), [kernel("Conv:float", 1e4, 10.0)]) for i, c in enumerate(configs)]
     large = Sample(configs[0] | {"channels": 64, "size": 320}, 9.0, [kernel("Conv:float", 1e4, 10.0)])
     panel = validate.DriftPanel(Predictor(synthetic_predictor().record, [*samples, board, large]), 1, size=10)
-    assert sorted(then_ms for *_, then_ms in panel._blocks) == pytest.approx([0.1, 0.2, 0.3, 0.4, 0.5])
+    assert sorted(then_ms for *_, then_ms, _ in panel._blocks) == pytest.approx([0.1, 0.2, 0.3, 0.4, 0.5])
     then_ms, slower = iter([b[3] for b in panel._blocks]), iter([1.2, 3.0, 1.2, 1.2, 1.2])
     monkeypatch.setattr(validate, "seconds_per_run", lambda *args: next(then_ms) / 1e3 * next(slower))
-    assert panel.drift() == pytest.approx(1.2)
+    drift = panel.drift()
+    assert drift.at([1.0]) == pytest.approx(1.2) and drift.at([1e4]) == pytest.approx(1.2)
     with pytest.raises(NcapError, match="none of its fit's blocks"):
         validate.DriftPanel(Predictor(synthetic_predictor().record, [board]), 1)
+
+
+@needs_sklearn
+def test_a_slow_spell_that_slows_small_kernels_more_is_read_kernel_by_kernel(monkeypatch):
+    """Re-timed in a slow spell, the fit's blocks of 1-us kernels take 1.6x their fitted time, those of 1-ms kernels
+    1.0x, a slow outlier aside: a network of small kernels drifted 1.6x, one of large kernels not at all, a network
+    of both by their times; a panel's median (1.0x or 1.6x for all) would leave a network of the other kind 60 %
+    off."""
+    rng = np.random.default_rng(0)
+    configs = [blocks.sample_config(rng, "fp32", "conv") | {"channels": 8, "size": 8, "copies": 1, "evict_mb": 0}
+               for _ in range(7)]
+    kernel_us = [1.0, 1.0, 1.0, 1000.0, 1000.0, 1000.0, 1000.0]
+    samples = [Sample(c, us / 1e3, [kernel("Conv:float", 1e4, us)]) for c, us in zip(configs, kernel_us, strict=True)]
+    panel = validate.DriftPanel(Predictor(synthetic_predictor().record, samples), 1, size=10)
+    slower = [1.6 if then_ms < 0.01 else 1.0 for *_, then_ms, _ in panel._blocks]
+    slower[next(i for i, (*_, then_ms, _) in enumerate(panel._blocks) if then_ms > 0.01)] = 3.0  # the outlier
+    readings = iter([then_ms / 1e3 * factor for (*_, then_ms, _), factor in zip(panel._blocks, slower, strict=True)])
+    monkeypatch.setattr(validate, "seconds_per_run", lambda *args: next(readings))
+    drift = panel.drift()
+    assert drift.at([1.0] * 50) == pytest.approx(1.6)
+    assert drift.at([1000.0] * 3) == pytest.approx(1.0)
+    assert drift.at([1.0] * 500 + [1000.0]) == pytest.approx((500 * 1.6 + 1000 * 1.0) / 1500)
 
 
 @needs_sklearn
@@ -501,9 +530,9 @@ def test_host_check_splits_the_error_between_the_regressors_and_the_rest(tmp_pat
     profiled = [kernel(kind, m, 1.1 * 1.2 * true_us(m)) for kind, m in zip(kinds, macs, strict=True)]
     own_ms = (CALL_US + sum(1.2 * true_us(m) + PER_KERNEL_US for m in macs)) / 1e3
     monkeypatch.setattr(validate, "profile_model", lambda *args, **kwargs: profiled)
-    monkeypatch.setattr(validate, "DriftPanel", lambda predictor, threads: SimpleNamespace(drift=lambda: 1.1))
     monkeypatch.setattr(validate, "_median_ms", lambda model, threads, inputs, plan: 1.1 * 1.05 * own_ms)
-    check = validate.check_on_host(tiny_classifier(tmp_path / "tiny.onnx"), "fp32", 1, predictor=predictor)
+    check = validate.check_on_host(tiny_classifier(tmp_path / "tiny.onnx"), "fp32", 1, predictor=predictor,
+                                   drift=uniform_drift(1.1))
     assert check.own_profile_ms == pytest.approx(own_ms)
     assert check.overhead_error == pytest.approx(1 / 1.05 - 1)
     exact_ms = (CALL_US + sum(true_us(m) + PER_KERNEL_US for m in macs)) / 1e3  # the regressors' aim

@@ -7,6 +7,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
+from scipy.stats import theilslopes
 
 from harness.errors import NcapError
 from harness.measure.latency import LatencyPlan, time_inferences
@@ -24,7 +25,7 @@ class HostCheck:
     projected_ms: float  # the roofline's
     measured_ms: float  # median of the measured latencies: a projection predicts the typical run
     prediction: Prediction | None = None  # the kernel predictor's, where one was given
-    drift: float = 1.0  # the fit's own blocks' times now over then (DriftPanel): the machine's speed since the fit
+    drift: float = 1.0  # the machine's speed since the fit for this network's kernels (DriftPanel, Drift.at)
     own_profile_ms: float = float("nan")  # the network's own profile at the fit's speed (Predictor.own_profile_ms)
 
     @property
@@ -56,54 +57,84 @@ class HostCheck:
 
 QUICK_PLAN = LatencyPlan(warmup_runs=10, min_runs=200, min_seconds=0.5)
 PROFILE_S = 0.5  # of the network under the profiler (10-100 runs, after two of warm-up): its kernels' own times
-PANEL_BLOCKS = 30  # of the fit's own blocks, re-timed before each network: the machine's speed since the fit
+PANEL_BLOCKS = 60  # of the fit's own blocks, re-timed once a round: the machine's speed since the fit, by kernel size
 PANEL_MAX_ELEMENTS = 1e6  # weights and input: the panel's models and feeds stay in memory (4 MB each at most)
+MIN_KERNEL_US = 0.5  # a drift is read no lower on the kernel sizes: the panel's smallest blocks run ~1 us a kernel
+
+
+@dataclass(frozen=True)
+class Drift:
+    """The machine's speed now over the fit's, by the size of a kernel: log(now / then) = intercept + slope x
+    log(microseconds a kernel). A shared machine's slow spells do not slow every kernel alike: re-timed in one
+    spell, the fit's blocks of under 50 us took 1.65x their fitted time, those over 1 ms 1.13x, the panel's
+    median 1.16x; in a fast minute the order can turn (measured on the AMD EPYC host)."""
+
+    intercept: float
+    slope: float
+
+    def at(self, kernel_us: list[float]) -> float:
+        """A network's drift: its kernels' drifts, weighted by their times (its own profile)."""
+        times = np.clip(np.asarray(kernel_us, dtype=np.float64), MIN_KERNEL_US, None)
+        if not times.size:
+            return float(np.exp(self.intercept))
+        return float(np.sum(times * np.exp(self.intercept + self.slope * np.log(times))) / times.sum())
 
 
 class DriftPanel:
     """The machine's speed now against the fit's, read on the fit's own blocks: a seeded panel of them re-timed as
-    the plan timed them (its wall time alone, back to back), the median of now over then. One probe block read the
-    same way moved 7 % while a panel of the fit's blocks moved 2 % (measured on this host): its readings fall on
-    one of two speeds 7 % apart, by where a session's buffers land, and read between a network's runs it took
-    up to 8 % longer still (-1 to +8 % beside four networks)."""
+    the plan timed them (its wall time alone, back to back), now over then against each block's microseconds a
+    kernel, fitted by Theil-Sen's estimator (scipy's `theilslopes`: the median of the pairwise slopes, so a few
+    blocks caught by a slow spell do not tilt it). One probe block read the same way moved 7 % while a panel of
+    the fit's blocks moved 2 % (measured on this host): its readings fall on one of two speeds 7 % apart, by where
+    a session's buffers land, and read between a network's runs it took up to 8 % longer still (-1 to +8 %
+    beside four networks)."""
 
     def __init__(self, predictor: Predictor, threads: int, size: int = PANEL_BLOCKS, seed: int = 0) -> None:
-        timed = [s for s in predictor.samples if s.wall_ms and "block" in s.block
+        timed = [s for s in predictor.samples if s.wall_ms and "block" in s.block and s.kernels
                  and block_weights(s.block) + math.prod(block_shape(s.block)) <= PANEL_MAX_ELEMENTS]
         chosen = np.random.default_rng(seed).choice(len(timed), min(size, len(timed)), replace=False)
         self.threads = threads
         self._blocks = [(block_model(timed[i].block), block_feeds(timed[i].block), evict_bytes(timed[i].block),
-                         float(timed[i].wall_ms)) for i in chosen]
+                         float(timed[i].wall_ms), len(timed[i].kernels)) for i in chosen]
         if not self._blocks:
             raise NcapError("the predictor holds none of its fit's blocks to re-time, so the machine's drift since "
                             "the fit cannot be measured; fit one on this machine with `ncap profile`")
 
-    def drift(self) -> float:
-        """The median over the panel of each block's wall time now over its time in the fit."""
-        return float(np.median([seconds_per_run(model, feeds, self.threads, WALL_S, evict) * 1e3 / then_ms
-                                for model, feeds, evict, then_ms in self._blocks]))
+    def drift(self) -> Drift:
+        """Each block's wall time now over its time in the fit, against its microseconds a kernel in the fit."""
+        now_over_then = [seconds_per_run(model, feeds, self.threads, WALL_S, evict) * 1e3 / then_ms
+                         for model, feeds, evict, then_ms, _ in self._blocks]
+        kernel_us = [then_ms * 1e3 / kernels for *_, then_ms, kernels in self._blocks]
+        if len(set(kernel_us)) < 2:
+            return Drift(float(np.log(np.median(now_over_then))), 0.0)
+        slope, intercept, *_ = theilslopes(np.log(now_over_then), np.log(np.clip(kernel_us, MIN_KERNEL_US, None)),
+                                           method="joint")  # intercept: the median of y - slope x
+        return Drift(float(intercept), float(slope))
 
 
 def check_on_host(model: Path, precision: str, threads: int, plan: LatencyPlan = QUICK_PLAN,
-                  predictor: Predictor | None = None, drift: float | None = None) -> HostCheck:
+                  predictor: Predictor | None = None, drift: Drift | None = None) -> HostCheck:
     """The roofline's projection (and the predictor's, when given) beside the artifact's measured median, on a
     seeded standard-normal input. With a predictor the machine's drift since the fit is taken out of the truth
     rather than read as error: `drift` as the caller read it on a DriftPanel (once a round over many networks),
     else read here on a new panel just before the artifact is timed. The artifact is then profiled: its kernels
-    are what the predictor predicts, and their own times split the error between the regressors and the rest
-    (`HostCheck.regressor_error`, `HostCheck.overhead_error`)."""
+    are what the predictor predicts, their times weigh the drift by kernel size (`Drift.at`), and split the error
+    between the regressors and the rest (`HostCheck.regressor_error`, `HostCheck.overhead_error`)."""
     projected = project(model, host_roofline(precision, threads)).latency_ms
     inputs = next(iter(standard_normal_feeds(model).values()))
     if predictor is None:
         return HostCheck(projected, _median_ms(model, threads, inputs, plan))
-    drift = DriftPanel(predictor, threads).drift() if drift is None else drift
+    reading = DriftPanel(predictor, threads).drift() if drift is None else drift
     measured = _median_ms(model, threads, inputs, plan)
     # profiled as the fit's blocks are, in the faster of two sessions; a 0.2 ms network's 10 runs were too few to split
     runs = int(np.clip(PROFILE_S / PROFILE_SESSIONS / (measured / 1e3), 10, 50))
     kernels = profile_model(model, standard_normal_feeds(model), threads, runs, warmup=2,
                             disabled_optimizers=predictor.disabled_optimizers(), sessions=PROFILE_SESSIONS)
-    at_fit_speed = [replace(k, microseconds=k.microseconds / drift) for k in kernels if k.microseconds is not None]
-    return HostCheck(projected, measured, predictor.predict(kernels), drift, predictor.own_profile_ms(at_fit_speed))
+    timed = [k for k in kernels if k.microseconds is not None]
+    network_drift = reading.at([k.microseconds or 0.0 for k in timed])
+    at_fit_speed = [replace(k, microseconds=(k.microseconds or 0.0) / network_drift) for k in timed]
+    return HostCheck(projected, measured, predictor.predict(kernels), network_drift,
+                     predictor.own_profile_ms(at_fit_speed))
 
 
 def _median_ms(model: Path, threads: int, inputs: np.ndarray, plan: LatencyPlan) -> float:
