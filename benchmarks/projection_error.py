@@ -9,17 +9,16 @@ batch-1 latency two ways and measure it:
   predictor's error (harness.project.validate.DriftPanel: one probe block, read between a network's runs, had put
   it 5-16 % off; a slow spell slows small kernels more than large ones).
 Each cell is measured in `--rounds` short rounds over all the cells, about a minute apart: its truth is the median
-of the rounds. A shared machine has slow spells of a fraction of a second to a few seconds that run small networks
-up to twice as long (MobileNetV3 INT8 in 0.2 s windows: 0.32-0.39 ms, with some at 0.47-0.49 ms), and one 1 s window in
-each of 3 rounds left a cell's truth to whichever spells it met; a median over 9 windows of 0.3 s outvotes up to
-4 of them. How far the median of the odd rounds lies from the median of the even ones is the truth's own
+of the rounds. A shared machine has slow spells, from a fraction of a second to minutes, that run small networks
+up to twice as long (MobileNetV3 INT8 in 0.2 s windows: 0.32-0.39 ms, with some at 0.47-0.49 ms); one 1 s window
+in each of 3 rounds left a cell's truth to whichever spells it met, and a median over 9 windows of 0.3 s outvotes
+up to 4 of them. How far the median of the odd rounds lies from the median of the even ones is the truth's own
 reproducibility, printed beside the errors (a prediction cannot be shown within +/-10 % of a truth that itself
-moves by more). It prints each cell's errors,
-the share of cells within +/-10 % and +/-25 % for both methods on the same cells, and the worst cells (nn-Meter
-keeps 99 % of its predictions within +/-10 % on a mobile CPU). Each network is also profiled, and the predictor's
-error split in two: the regressors' (the prediction against the network's own kernels' times, brought to the wall
-clock as the fit brings the blocks') and the rest's (that own profile against the truth: the profiler's cost and
-the call, fitted on blocks); the two multiply to the whole.
+moves by more). It prints each cell's errors, the share of cells within +/-10 % and +/-25 % for both methods on
+the same cells, and the worst cells (nn-Meter keeps 99 % of its predictions within +/-10 % on a mobile CPU). Each
+network is also profiled, and the predictor's error split in two: the regressors' (the prediction against the
+network's own kernels' times, brought to the wall clock as the fit brings the blocks') and the rest's (that own
+profile against the truth: the profiler's cost and the call, fitted on blocks); the two multiply to the whole.
 
     python benchmarks/projection_error.py [--threads N] [--seconds 0.3] [--rounds 9] [--predictor FILE] [--record]
                                           [--json FILE]
