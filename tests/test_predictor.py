@@ -16,6 +16,7 @@ from test_plugin import SUITE, records
 from conftest import FAST, tiny_classifier
 from harness.errors import NcapError
 from harness.project import architectures, blocks, profiling, validate
+from harness.project.drift import Drift
 from harness.project.kernels import FEATURES, Kernel, kernels_from_profile, network_kernels, profile_model
 from harness.project.predictor import (
     Predictor,
@@ -67,7 +68,7 @@ def synthetic_predictor(held_out=None, samples=40):
         wall_us = sum(k.microseconds for k in kernels) + CALL_US + PER_KERNEL_US * len(kernels)
         timed.append(Sample({"block": "conv", "index": i}, wall_us / 1e3, kernels))
     record = PredictorRecord("host", "test CPU", "onnxruntime", 1, "2026-01-02T03:04:05+00:00", 60.0,
-                             {"block": profiling.PROBE, "ms": 1.0}, held_out)
+                             {}, held_out)
     return Predictor(record, timed)
 
 
@@ -404,59 +405,70 @@ def test_the_plan_keeps_its_budget_and_reports_progress(monkeypatch):
             return [Sample(c, 1.0, [kernel("Conv:float", blocks.block_macs(c), true_us(blocks.block_macs(c)))])
                     for c in configs]
 
-        def probe_ms(self, threads):
-            return next(speeds)  # the machine slows down for a while: the probe says so each time it is timed
+        def wall_ms(self, configs, threads):
+            readings.append(configs)
+            return [1.0] * len(configs)
 
-    seen, sizes, speeds = [], [], iter([1.0, 3.0, 1.5, 3.0, 1.0])
-    monkeypatch.setattr(profiling, "PROBE_EVERY_S", 6.0)
+    seen, sizes, readings = [], [], []
+    monkeypatch.setattr(profiling, "PANEL_EVERY_S", 6.0)
     predictor = profiling.profile_platform(profiling.Plan(budget_s=20), Bench(), "host", lambda f, s: seen.append(f))
     assert seen == sorted(seen) and seen[-1] == 1.0 and max(seen[:-1]) < 1.0
     assert 20 <= predictor.record.profiling_seconds <= 22
-    # timed every 6 s of 20 and at the end: the fit's speed is the median of the readings, not the last one
-    assert predictor.record.probe["readings_ms"] == [1.0, 3.0, 1.5, 3.0] and predictor.record.probe["ms"] == 2.25
-    assert len(sizes) == len(seen) - 1 and all(1 <= size <= 3 for size in sizes)  # a batch per call, at most
+    # the panel is timed first, as samples, then read again 6 s after a reading (its clock moves 0.5 s a call) and at
+    # the end, the same blocks each time
+    panel = predictor.record.panel
+    assert sizes[0] == profiling.PANEL_BLOCKS and panel["blocks"] == [s.block for s in predictor.samples[:sizes[0]]]
+    assert len(panel["readings_ms"]) == len(panel["readings_s"]) == 4 and all(r == panel["blocks"] for r in readings)
+    gaps = np.diff(panel["readings_s"])
+    assert all(6 <= gap <= 8 for gap in gaps[:-1]) and gaps[-1] > 0 and panel["kernels"] == [1] * profiling.PANEL_BLOCKS
+    assert len(sizes) == len(seen) and all(1 <= size <= 3 for size in sizes[1:])  # a batch per call, at most
     assert len(predictor.samples) == sum(sizes) and predictor.record.machine == "test CPU"
-    assert predictor.record.probe["readings_s"] == sorted(predictor.record.probe["readings_s"])
 
 
 @needs_sklearn
-def test_a_plan_whose_first_probe_outlasts_the_exploration_still_explores_first(monkeypatch):
-    """A board's first probe (shipped and timed there) can take longer than the exploring share of a short budget:
-    the plan must time random blocks before it refines, not refine an empty fit (it divided by zero)."""
+def test_a_plan_whose_panel_outlasts_its_budget_still_fits_the_panels_blocks(monkeypatch):
+    """A board's panel (shipped, timed and profiled there) can take longer than a short budget: the plan stops and
+    fits the blocks it has."""
     clock = [0.0]
     monkeypatch.setattr(profiling.time, "monotonic", lambda: clock[0])
 
-    class SlowProbeBench:
+    class SlowBoard:
         machine, runtime, batch = "board", "onnxruntime on the board", 1
 
         def time(self, configs, threads):
-            clock[0] += 1.0
-            return [Sample(c, 1.0, [kernel("Conv:float", 1e4 * (1 + clock[0]), 12.0)]) for c in configs]
+            clock[0] += 12.0
+            return [Sample(c, 1.0, [kernel("Conv:float", 1e4 * (1 + i), 12.0)]) for i, c in enumerate(configs)]
 
-        def probe_ms(self, threads):
-            clock[0] += 5.0  # half the budget
-            return 1.0
+        def wall_ms(self, configs, threads):
+            return [None] * len(configs)  # the board could not time them: no drift, nothing corrected
 
-    predictor = profiling.profile_platform(profiling.Plan(budget_s=10), SlowProbeBench(), "imx8", lambda f, s: None)
-    assert len(predictor.samples) >= 1 and predictor.record.platform == "imx8"
-
-
-def test_blocks_timed_in_a_slow_spell_are_brought_to_the_plans_median_speed():
-    """A shared machine's speed moves over a plan: each block's times are divided by the probe's reading at the
-    time it was timed (interpolated between the readings) over their median, so a slow minute teaches no kernel."""
-    probe = {"readings_ms": [1.0, 2.0, float("nan"), 1.0, 1.5], "readings_s": [0.0, 10.0, 15.0, 20.0, 30.0]}
-    slow = [Sample({"block": "conv"}, 2.0 * speed, [kernel("Conv:float", 1e4, 1500.0 * speed),
-                                                      kernel("Relu:float", 10)]) for speed in (1.0, 2.0, 1.5, 1.25)]
-    timed = profiling.at_median_speed(slow, [0.0, 10.0, 5.0, 25.0], probe)  # median reading 1.25
-    assert [s.wall_ms for s in timed] == pytest.approx([2.5] * 4)
-    assert [s.kernels[0].microseconds for s in timed] == pytest.approx([1875.0] * 4)
-    assert all(s.kernels[1].microseconds is None for s in timed)
-    assert profiling.at_median_speed(slow, [0.0] * 4, {"readings_ms": [float("nan")], "readings_s": [0.0]}) == slow
+    predictor = profiling.profile_platform(profiling.Plan(budget_s=10), SlowBoard(), "imx8", lambda f, s: None)
+    assert len(predictor.samples) == profiling.PANEL_BLOCKS and predictor.record.platform == "imx8"
+    assert all(s.kernels[0].microseconds == 12.0 for s in predictor.samples)
 
 
-def uniform_drift(factor: float) -> validate.Drift:
+def test_blocks_timed_in_a_slow_spell_are_brought_to_the_plans_speed_kernel_by_kernel():
+    """In the plan's second reading the panel's blocks of 1-us kernels take twice their usual time, those of 1-ms
+    kernels their usual time: a block timed then has its small kernel halved and its large one left, and its wall
+    time by its kernels' times. One probe's factor (1x or 2x for all) would teach one of the two a wrong time. A
+    reading the board could not take (None) is left out: after it, the last reading's speed holds."""
+    small, large = [0.001, 0.001, 0.001], [1.0, 1.0, 1.0]
+    panel = {"kernels": [1] * 6, "readings_s": [0.0, 10.0, 20.0, 30.0],
+             "readings_ms": [small + large, [0.002] * 3 + large, small + large, [None] * 6]}
+    slow = Sample({"block": "conv"}, 1.002, [kernel("Conv:float", 1e3, 2.0), kernel("Conv:float", 1e6, 1000.0),
+                                             kernel("Relu:float", 10)])
+    quick = Sample({"block": "conv"}, 1.001, [kernel("Conv:float", 1e3, 1.0), kernel("Conv:float", 1e6, 1000.0)])
+    brought = profiling.at_plan_speed([slow, quick, quick], [10.0, 0.0, 35.0], panel)
+    assert [k.microseconds for k in brought[0].kernels[:2]] == pytest.approx([1.0, 1000.0])
+    assert brought[0].wall_ms == pytest.approx(1.001) and brought[0].kernels[2].microseconds is None
+    assert [s.wall_ms for s in brought[1:]] == pytest.approx([1.001] * 2)
+    assert [k.microseconds for s in brought[1:] for k in s.kernels] == pytest.approx([1.0, 1000.0] * 2)
+    assert profiling.at_plan_speed([slow], [10.0], panel | {"readings_ms": [[None] * 6] * 4}) == [slow]
+
+
+def uniform_drift(factor: float) -> Drift:
     """A drift the same for kernels of every size."""
-    return validate.Drift(float(np.log(factor)), 0.0)
+    return Drift(float(np.log(factor)), 0.0)
 
 
 @needs_sklearn
@@ -514,9 +526,10 @@ def test_a_slow_spell_that_slows_small_kernels_more_is_read_kernel_by_kernel(mon
     readings = iter([then_ms / 1e3 * factor for (*_, then_ms, _), factor in zip(panel._blocks, slower, strict=True)])
     monkeypatch.setattr(validate, "seconds_per_run", lambda *args: next(readings))
     drift = panel.drift()
-    assert drift.at([1.0] * 50) == pytest.approx(1.6)
+    # a network's kernels as timed now: 1.6 us that took 1 us at the fit, 1000 us that took 1000 us
+    assert drift.at([1.6] * 50) == pytest.approx(1.6)
     assert drift.at([1000.0] * 3) == pytest.approx(1.0)
-    assert drift.at([1.0] * 500 + [1000.0]) == pytest.approx((500 * 1.6 + 1000 * 1.0) / 1500)
+    assert drift.at([1.6] * 500 + [1000.0]) == pytest.approx((500 * 1.6 + 1000) / (500 + 1000))
 
 
 @needs_sklearn

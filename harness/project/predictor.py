@@ -33,8 +33,9 @@ from harness.project.kernels import FEATURES, Kernel, has_weights
 # 5: an INT8 max pool's MACs count its window, as other pools' do; 6: fitted without the weightless kernels of evicting
 # blocks, on a working set capped at WORKING_SET_CAP; 7: each block profiled in the faster of two sessions
 # (runtimes.onnxruntime.profile.layer_profile); 8: each type's profiler cost bounded by its kernels' times
-# (`overheads`). A held-out error measured on an earlier format is not this fit's
-FORMAT = "dms-ncap kernel predictor 8"
+# (`overheads`); 9: samples brought to the plan's speed by a drift panel, by kernel size (profiling.at_plan_speed).
+# A held-out error measured on an earlier format is not this fit's
+FORMAT = "dms-ncap kernel predictor 9"
 MIN_SAMPLES = 5  # a kernel type with fewer is predicted by the pooled regressor over all types
 FOREST = {"n_estimators": 100, "random_state": 0, "n_jobs": 1}
 TREE_SAMPLES = 20_000  # each tree's bootstrap sample at most: fitting time stays bounded as board runs add samples
@@ -65,7 +66,9 @@ class PredictorRecord:
     threads: int
     fitted: str  # ISO 8601 date and time of the fit
     profiling_seconds: float
-    probe: dict[str, Any]  # {"block": config, "ms": its median over the plan, "readings_ms"}: the drift reference
+    # the plan's drift panel: {"blocks": configs, "kernels": their kernel counts, "readings_s": seconds into the
+    # plan, "readings_ms": each reading's wall times of the blocks} (profiling.at_plan_speed)
+    panel: dict[str, Any]
     held_out: dict[str, Any] | None = None  # the measured error on networks not used in fitting
     updates: list[dict[str, Any]] = field(default_factory=list)  # per-layer samples added by board runs since
 

@@ -7,6 +7,7 @@ under ONNX Runtime's profiler (what the per-type regressors learn); the differen
 """
 from __future__ import annotations
 
+import json
 import platform as host_platform
 import sys
 import time
@@ -31,20 +32,18 @@ from harness.project.blocks import (
     perturb,
     sample_config,
 )
+from harness.project.drift import Drift, panel_sized, plan_drifts
 from harness.project.kernels import Kernel, kernels_from_profile
 from harness.project.predictor import Predictor, PredictorRecord, Sample, cross_validated_errors, timed_kernels
-from harness.runtimes.onnxruntime.profile import PROFILE_WARMUP, seconds_per_run, time_and_profile
+from harness.runtimes.onnxruntime.profile import PROFILE_WARMUP, WALL_S, seconds_per_run, time_and_profile
 
 PRECISIONS = ("fp32", "fp16", "int8")
 EXPLORE_SHARE = 0.4  # of the budget on random blocks before the first refit: every kernel type gets samples
 ROUND_SHARE = 0.1  # of the budget per adaptive round
 EXPLORE_IN_ROUND = 0.25  # of each round's blocks still random, so no region is left unsampled
 TARGET = 0.10  # a kernel sample predicted further off than this (cross-validated) is a region to sample more
-PROBE_S = 1.0  # seconds of timing of the probe
-PROBE_EVERY_S = 60.0  # the probe is timed this often during the plan: a shared machine's speed moves for minutes
-# The drift reference: a mid-network convolution, timed through the fit and beside every held-out network
-PROBE: Config = {"block": "conv", "precision": "fp32", "channels": 64, "out_channels": 64, "size": 32, "kernel": 3,
-                 "stride": 1, "depthwise": False, "activation": "Relu", "copies": 1}
+PANEL_BLOCKS = 40  # random blocks re-timed every minute: the machine's speed by kernel size (~3 s a reading here)
+PANEL_EVERY_S = 60.0  # a shared machine's speed moves for minutes, and slow spells slow small kernels most
 
 
 @dataclass(frozen=True)
@@ -64,8 +63,9 @@ class Bench(Protocol):
 
     def time(self, configs: list[Config], threads: int) -> list[Sample]: ...
 
-    def probe_ms(self, threads: int) -> float:
-        """The drift reference's median time now."""
+    def wall_ms(self, configs: list[Config], threads: int) -> list[float | None]:
+        """The blocks' wall times now, timed as `time` times them but without their profiles (the drift panel);
+        None for a block that could not be timed."""
         ...
 
 
@@ -74,13 +74,20 @@ class HostBench:
 
     def __init__(self) -> None:
         self.machine, self.runtime = _machine(), f"onnxruntime {ort.__version__}"
+        self._built: dict[str, tuple[bytes, dict[str, np.ndarray]]] = {}  # the panel's blocks, built once
 
     def time(self, configs: list[Config], threads: int) -> list[Sample]:
         return [block_sample(c, *time_and_profile(block_model(c), block_feeds(c), threads, evict_bytes(c)))
                 for c in configs]
 
-    def probe_ms(self, threads: int) -> float:
-        return seconds_per_run(block_model(PROBE), block_feeds(PROBE), threads, PROBE_S) * 1e3
+    def wall_ms(self, configs: list[Config], threads: int) -> list[float | None]:
+        times: list[float | None] = []
+        for config in configs:
+            key = json.dumps(config, sort_keys=True)
+            if key not in self._built:
+                self._built[key] = block_model(config), block_feeds(config)
+            times.append(seconds_per_run(*self._built[key], threads, WALL_S, evict_bytes(config)) * 1e3)
+        return times
 
 
 class DeviceBench:
@@ -96,8 +103,8 @@ class DeviceBench:
                                                          for c in configs], threads)
         return [block_sample(config, *result) for config, result in zip(configs, results, strict=True)]
 
-    def probe_ms(self, threads: int) -> float:
-        return self.time([PROBE], threads)[0].wall_ms or float("nan")
+    def wall_ms(self, configs: list[Config], threads: int) -> list[float | None]:
+        return [sample.wall_ms for sample in self.time(configs, threads)]
 
 
 def block_sample(config: Config, wall_s: float, events: list[dict[str, Any]], graph: bytes) -> Sample:
@@ -109,24 +116,26 @@ def block_sample(config: Config, wall_s: float, events: list[dict[str, Any]], gr
 def profile_platform(plan: Plan, bench: Bench, platform: str = "host",
                      progress: Callable[[float, str], None] | None = None) -> Predictor:
     """Run the plan on `bench` to its budget and return the fitted predictor (`progress` gets the share of the
-    budget spent and a line of status as it goes)."""
+    budget spent and a line of status as it goes). A panel of random blocks is timed first, as samples like any
+    other, then re-timed every PANEL_EVERY_S and at the end: the machine's speed by kernel size through the plan."""
     report = progress or _bar
     rng = np.random.default_rng(plan.seed)
     started = time.monotonic()
-    samples: list[Sample] = []
-    queue: list[Config] = []
 
     def spent() -> float:
         return time.monotonic() - started
 
-    status, readings, read_at, timed_at, next_reading = "exploring", [], [], [], 0.0
+    panel = _panel(rng, plan.precisions)
+    samples = bench.time(panel, plan.threads)
+    timed_at = [spent() / 2] * len(samples)
+    readings = [(timed_at[0], [s.wall_ms for s in samples])]  # (seconds into the plan, the panel's wall times)
+    queue: list[Config] = []
+    status = "exploring"
     while spent() < plan.budget_s:
-        if spent() >= next_reading:
-            read_at.append(spent())
-            readings.append(bench.probe_ms(plan.threads))
-            next_reading = spent() + PROBE_EVERY_S
+        if spent() - readings[-1][0] >= PANEL_EVERY_S:
+            readings.append(_read(bench, panel, plan.threads, spent))
         if not queue:
-            if spent() < EXPLORE_SHARE * plan.budget_s or not samples:  # a slow first probe leaves none to refine
+            if spent() < EXPLORE_SHARE * plan.budget_s:
                 queue = [sample_config(rng, str(rng.choice(plan.precisions))) for _ in range(bench.batch)]
             else:
                 queue, status = _adaptive_round(samples, plan, rng, spent())
@@ -137,31 +146,55 @@ def profile_platform(plan: Plan, bench: Bench, platform: str = "host",
         timed_at += [(batch_from + now) / 2] * len(batch)
         queue = queue[bench.batch:]
         report(min(0.99, now / plan.budget_s), f"{len(samples)} blocks; {status}")
-    read_at.append(spent())
-    readings.append(bench.probe_ms(plan.threads))
-    # the speed the samples are brought to is the probe's median over the plan, not its last reading
-    probe = {"block": PROBE, "ms": float(np.median(readings)), "readings_ms": readings, "readings_s": read_at}
+    readings.append(_read(bench, panel, plan.threads, spent))
+    drift_panel = {"blocks": panel, "kernels": [len(s.kernels) for s in samples[:len(panel)]],
+                   "readings_s": [at for at, _ in readings], "readings_ms": [times for _, times in readings]}
     record = PredictorRecord(platform, bench.machine, bench.runtime, plan.threads,
-                             datetime.now(UTC).isoformat(timespec="seconds"), round(spent(), 1), probe)
+                             datetime.now(UTC).isoformat(timespec="seconds"), round(spent(), 1), drift_panel)
     report(1.0, f"{len(samples)} blocks in {spent() / 60:.1f} min")
-    return Predictor(record, at_median_speed(samples, timed_at, probe))
+    return Predictor(record, at_plan_speed(samples, timed_at, drift_panel))
 
 
-def at_median_speed(samples: list[Sample], timed_at: list[float], probe: dict[str, Any]) -> list[Sample]:
-    """The samples' times brought to the plan's median speed: a shared machine's speed moves by 5-10 % over a plan
-    (the probe's readings, minute by minute), and a block timed in a fast minute would teach the regressors a
-    fast kernel. Each block's times are divided by the probe's reading interpolated to when it was timed (seconds
-    into the plan), over the readings' median; readings that are not positive numbers (a board's failed probe) are
-    left out."""
-    read_at, readings = np.asarray(probe["readings_s"], float), np.asarray(probe["readings_ms"], float)
-    usable = np.isfinite(readings) & (readings > 0)
-    if not usable.any():
+def at_plan_speed(samples: list[Sample], timed_at: list[float], panel: dict[str, Any]) -> list[Sample]:
+    """The samples' times brought to the plan's median speed: a shared machine's speed moves over a plan, and a
+    block timed in a slow minute would teach the regressors a slow kernel. The panel's readings give the
+    machine's drift at each reading, by kernel size (`plan_drifts`); each kernel's time is divided by the drift
+    at its size, interpolated to when its block was timed (seconds into the plan), and the block's wall time by
+    its kernels' drift weighted by their times. Readings of too few blocks (a board's failed ones) are left out."""
+    read = [(at, drift) for at, drift in zip(panel["readings_s"], plan_drifts(panel["readings_ms"], panel["kernels"]),
+                                              strict=True) if drift is not None]
+    if not read:
         return samples
-    slower = np.interp(timed_at, read_at[usable], readings[usable]) / np.median(readings[usable])
-    return [Sample(sample.block, None if sample.wall_ms is None else sample.wall_ms / factor,
-                   [replace(k, microseconds=None if k.microseconds is None else k.microseconds / factor)
-                    for k in sample.kernels])
-            for sample, factor in zip(samples, slower, strict=True)]
+    read_at = [at for at, _ in read]
+    intercepts = np.interp(timed_at, read_at, [drift.intercept for _, drift in read])
+    slopes = np.interp(timed_at, read_at, [drift.slope for _, drift in read])
+    brought = []
+    for sample, intercept, slope in zip(samples, intercepts, slopes, strict=True):
+        drift = Drift(float(intercept), float(slope))
+        timed = [k.microseconds for k in sample.kernels if k.microseconds is not None]
+        brought.append(Sample(sample.block, None if sample.wall_ms is None else sample.wall_ms / drift.at(timed),
+                              [replace(k, microseconds=None if k.microseconds is None
+                                       else k.microseconds / drift.factor(k.microseconds))
+                               for k in sample.kernels]))
+    return brought
+
+
+def _panel(rng: np.random.Generator, precisions: tuple[str, ...]) -> list[Config]:
+    """PANEL_BLOCKS random blocks small enough to keep built (`panel_sized`)."""
+    panel: list[Config] = []
+    while len(panel) < PANEL_BLOCKS:
+        config = sample_config(rng, str(rng.choice(precisions)))
+        if panel_sized(config):
+            panel.append(config)
+    return panel
+
+
+def _read(bench: Bench, panel: list[Config], threads: int,
+          spent: Callable[[], float]) -> tuple[float, list[float | None]]:
+    """One reading of the panel's wall times, dated at its middle."""
+    read_from = spent()
+    times = bench.wall_ms(panel, threads)
+    return (read_from + spent()) / 2, times
 
 
 def _adaptive_round(samples: list[Sample], plan: Plan, rng: np.random.Generator,

@@ -2,16 +2,15 @@
 predictor, against host measurement of the same artifact."""
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
-from scipy.stats import theilslopes
 
 from harness.errors import NcapError
 from harness.measure.latency import LatencyPlan, time_inferences
-from harness.project.blocks import block_feeds, block_model, block_shape, block_weights, evict_bytes
+from harness.project.blocks import block_feeds, block_model, evict_bytes
+from harness.project.drift import Drift, fit_drift, panel_sized
 from harness.project.host import host_roofline
 from harness.project.kernels import profile_model, standard_normal_feeds
 from harness.project.predictor import Prediction, Predictor
@@ -58,40 +57,19 @@ class HostCheck:
 QUICK_PLAN = LatencyPlan(warmup_runs=10, min_runs=200, min_seconds=0.5)
 PROFILE_S = 0.5  # of the network under the profiler (10-100 runs, after two of warm-up): its kernels' own times
 PANEL_BLOCKS = 60  # of the fit's own blocks, re-timed once a round: the machine's speed since the fit, by kernel size
-PANEL_MAX_ELEMENTS = 1e6  # weights and input: the panel's models and feeds stay in memory (4 MB each at most)
-MIN_KERNEL_US = 0.5  # a drift is read no lower on the kernel sizes: the panel's smallest blocks run ~1 us a kernel
-
-
-@dataclass(frozen=True)
-class Drift:
-    """The machine's speed now over the fit's, by the size of a kernel: log(now / then) = intercept + slope x
-    log(microseconds a kernel). A shared machine's slow spells do not slow every kernel alike: re-timed in one
-    spell, the fit's blocks of under 50 us took 1.65x their fitted time, those over 1 ms 1.13x, the panel's
-    median 1.16x; in a fast minute the order can turn (measured on the AMD EPYC host)."""
-
-    intercept: float
-    slope: float
-
-    def at(self, kernel_us: list[float]) -> float:
-        """A network's drift: its kernels' drifts, weighted by their times (its own profile)."""
-        times = np.clip(np.asarray(kernel_us, dtype=np.float64), MIN_KERNEL_US, None)
-        if not times.size:
-            return float(np.exp(self.intercept))
-        return float(np.sum(times * np.exp(self.intercept + self.slope * np.log(times))) / times.sum())
 
 
 class DriftPanel:
     """The machine's speed now against the fit's, read on the fit's own blocks: a seeded panel of them re-timed as
-    the plan timed them (its wall time alone, back to back), now over then against each block's microseconds a
-    kernel, fitted by Theil-Sen's estimator (scipy's `theilslopes`: the median of the pairwise slopes, so a few
-    blocks caught by a slow spell do not tilt it). One probe block read the same way moved 7 % while a panel of
+    the plan timed them (its wall time alone, back to back), now over then, fitted by kernel size (`fit_drift`).
+    One probe block read the same way moved 7 % while a panel of
     the fit's blocks moved 2 % (measured on this host): its readings fall on one of two speeds 7 % apart, by where
     a session's buffers land, and read between a network's runs it took up to 8 % longer still (-1 to +8 %
     beside four networks)."""
 
     def __init__(self, predictor: Predictor, threads: int, size: int = PANEL_BLOCKS, seed: int = 0) -> None:
         timed = [s for s in predictor.samples if s.wall_ms and "block" in s.block and s.kernels
-                 and block_weights(s.block) + math.prod(block_shape(s.block)) <= PANEL_MAX_ELEMENTS]
+                 and panel_sized(s.block)]
         chosen = np.random.default_rng(seed).choice(len(timed), min(size, len(timed)), replace=False)
         self.threads = threads
         self._blocks = [(block_model(timed[i].block), block_feeds(timed[i].block), evict_bytes(timed[i].block),
@@ -101,15 +79,11 @@ class DriftPanel:
                             "the fit cannot be measured; fit one on this machine with `ncap profile`")
 
     def drift(self) -> Drift:
-        """Each block's wall time now over its time in the fit, against its microseconds a kernel in the fit."""
-        now_over_then = [seconds_per_run(model, feeds, self.threads, WALL_S, evict) * 1e3 / then_ms
-                         for model, feeds, evict, then_ms, _ in self._blocks]
-        kernel_us = [then_ms * 1e3 / kernels for *_, then_ms, kernels in self._blocks]
-        if len(set(kernel_us)) < 2:
-            return Drift(float(np.log(np.median(now_over_then))), 0.0)
-        slope, intercept, *_ = theilslopes(np.log(now_over_then), np.log(np.clip(kernel_us, MIN_KERNEL_US, None)),
-                                           method="joint")  # intercept: the median of y - slope x
-        return Drift(float(intercept), float(slope))
+        """Each block's wall time now over its time in the fit, against its microseconds a kernel now."""
+        now_ms = [seconds_per_run(model, feeds, self.threads, WALL_S, evict) * 1e3
+                  for model, feeds, evict, *_ in self._blocks]
+        return fit_drift([now / then for now, (*_, then, _) in zip(now_ms, self._blocks, strict=True)],
+                         [now * 1e3 / kernels for now, (*_, kernels) in zip(now_ms, self._blocks, strict=True)])
 
 
 def check_on_host(model: Path, precision: str, threads: int, plan: LatencyPlan = QUICK_PLAN,
