@@ -42,7 +42,7 @@ EXPLORE_SHARE = 0.4  # of the budget on random blocks before the first refit: ev
 ROUND_SHARE = 0.1  # of the budget per adaptive round
 EXPLORE_IN_ROUND = 0.25  # of each round's blocks still random, so no region is left unsampled
 TARGET = 0.10  # a kernel sample predicted further off than this (cross-validated) is a region to sample more
-PANEL_BLOCKS = 40  # random blocks re-timed every minute: the machine's speed by kernel size (~3 s a reading here)
+PANEL_BLOCKS = 40  # random blocks re-timed every minute: the machine's speed by kernel size (4 s a reading here)
 PANEL_EVERY_S = 60.0  # a shared machine's speed moves for minutes, and slow spells slow small kernels most
 
 
