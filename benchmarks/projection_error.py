@@ -21,9 +21,13 @@ network's own kernels' times, brought to the wall clock as the fit brings the bl
 profile against the truth: the profiler's cost and the call, fitted on blocks); the two multiply to the whole.
 
     python benchmarks/projection_error.py [--threads N] [--seconds 0.3] [--rounds 9] [--predictor FILE] [--record]
-                                          [--json FILE]
+                                          [--json FILE] [--against EARLIER.json ...]
 
 `--record` writes the held-out error into the predictor file: projections with it then name that error.
+`--against` compares the truth with earlier evaluations' (their --json files): the share of cells whose truth
+reproduced within +/-10 % between two sessions bounds what a predictor can be shown to reach on this machine (on
+the 2-core VM, 4-6 hours apart: 67-78 % of 15-18 cells), and the predictor is also scored against each cell's median
+truth over all the evaluations of it.
 Cells whose artifacts are missing are skipped: run `pytest -m ncap` (with the `--recipe`s wanted) first.
 """
 from __future__ import annotations
@@ -32,7 +36,6 @@ import argparse
 import json
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 from onnxruntime.capi.onnxruntime_pybind11_state import Fail
@@ -42,7 +45,16 @@ from harness.errors import NcapError
 from harness.measure.latency import LatencyPlan
 from harness.optimize.recipe import known_precisions
 from harness.project.predictor import load_predictor, predictor_path
-from harness.project.validate import DriftPanel, HostCheck, check_on_host, share_within
+from harness.project.validate import (
+    DriftPanel,
+    EvaluatedCell,
+    HostCheck,
+    check_on_host,
+    load_evaluation,
+    pooled_truths,
+    share_within,
+    truth_moves,
+)
 
 WORST = 5
 
@@ -78,9 +90,15 @@ def main() -> None:
                         help="the host's predictor file (default: the cache's predictors/host.json)")
     parser.add_argument("--record", action="store_true", help="write the held-out error into the predictor file")
     parser.add_argument("--json", type=Path, help="write every cell's figures here")
+    parser.add_argument("--against", type=Path, nargs="+", default=[],
+                        help="earlier evaluations' --json files: how far the truth moved")
     args = parser.parse_args()
     if args.rounds < 2:
         raise SystemExit(f"--rounds {args.rounds}: the truth's reproducibility needs 2 rounds or more; use --rounds 9")
+    try:  # before the measurement: a bad file fails at once, not after it
+        earlier = {path: load_evaluation(path) for path in args.against}
+    except NcapError as exc:
+        raise SystemExit(str(exc)) from None
     cells = cached_cells(cache.cache_root())
     if not cells:
         raise SystemExit(f"no cached zoo artifacts under {cache.cache_root()}; run `pytest -m ncap` first")
@@ -114,25 +132,26 @@ def main() -> None:
     print(f"{'model':19} {'recipe':16} {'roofline ms':>11} {'predicted ms':>12} {'measured ms':>11} "
           f"{'drift':>6} {'spread':>7} {'roofline':>8} {'predictor':>9} {'regressors':>10} {'rest':>7}")
     for row in rows:
-        print(f"{row['model']:19} {row['recipe']:16} {row['roofline_ms']:11.3f} {row['predicted_ms']:12.3f} "
-              f"{row['measured_ms']:11.3f} {row['drift']:6.3f} {row['truth_spread']:7.1%} "
-              f"{row['roofline_error']:+8.1%} {row['predictor_error']:+9.1%} {row['regressor_error']:+10.1%} "
-              f"{row['overhead_error']:+7.1%}")
-    spreads = [row["truth_spread"] for row in rows]
+        print(f"{row.model:19} {row.recipe:16} {row.roofline_ms:11.3f} {row.predicted_ms:12.3f} "
+              f"{row.measured_ms:11.3f} {row.drift:6.3f} {row.truth_spread:7.1%} {row.roofline_error:+8.1%} "
+              f"{row.predictor_error:+9.1%} {row.regressor_error:+10.1%} {row.overhead_error:+7.1%}")
+    spreads = [row.truth_spread for row in rows]
     print(f"the truth itself: on {share_within(spreads, 0.10):.0%} of {len(rows)} cells the median of the odd rounds "
           f"lies within +/-10 % of the even ones', on {share_within(spreads, 0.25):.0%} within +/-25 %")
     # "undrifted": the predictor against the measurement as taken, without the drift panel's correction;
     # "regressor" and "overhead": its error split (the regressors' on the network's own kernels, the rest's)
     for method in ("roofline", "predictor", "undrifted", "regressor", "overhead") if predictor else ("roofline",):
-        errors = [row[f"{method}_error"] for row in rows]
-        worst = sorted(rows, key=lambda row: -abs(row[f"{method}_error"]))[:WORST]
+        errors = [getattr(row, f"{method}_error") for row in rows]
+        worst = sorted(rows, key=lambda row: -abs(getattr(row, f"{method}_error")))[:WORST]
         print(f"{method}: {len(errors)} cells, {args.threads} thread(s): within +/-10 %: "
               f"{share_within(errors, 0.10):.0%}, within +/-25 %: {share_within(errors, 0.25):.0%}; worst: "
-              + ", ".join(f"{r['model']} {r['recipe']} {r[f'{method}_error']:+.1%}" for r in worst))
+              + ", ".join(f"{r.model} {r.recipe} {getattr(r, f'{method}_error'):+.1%}" for r in worst))
     if args.json:
-        args.json.write_text(json.dumps(rows, indent=2))
+        args.json.write_text(json.dumps([row.model_dump() for row in rows], indent=2))
+    if earlier:
+        _compare(rows, earlier)
     if predictor and args.record:
-        errors = [row["predictor_error"] for row in rows]
+        errors = [row.predictor_error for row in rows]
         predictor.record.held_out = {"cells": len(rows), "within_10": share_within(errors, 0.10),
                                      "within_25": share_within(errors, 0.25),
                                      "worst": max(errors, key=abs), "source": "benchmarks/projection_error.py",
@@ -142,7 +161,29 @@ def main() -> None:
         print(f"held-out error recorded in {args.predictor}")
 
 
-def _row(model: str, recipe: str, checks: list[HostCheck]) -> dict[str, Any]:
+def _compare(rows: list[EvaluatedCell], earlier: dict[Path, list[EvaluatedCell]]) -> None:
+    """How far the truth moved since each earlier evaluation, and the predictor against each cell's median truth
+    over this and the earlier evaluations of the same predictor."""
+    for path, cells in earlier.items():
+        moves, same_predictor = truth_moves(rows, cells)
+        if not moves:
+            print(f"against {path}: no cell in common")
+            continue
+        compared = "truths at the fit's speed" if same_predictor else "medians as measured (another predictor or none)"
+        print(f"against {path}, {len(moves)} cells in common, {compared}: the truth moved within +/-10 % on "
+              f"{share_within(list(moves.values()), 0.10):.0%} of them, within +/-25 % on "
+              f"{share_within(list(moves.values()), 0.25):.0%}; most: "
+              + ", ".join(f"{model} {recipe} {move:+.1%}" for (model, recipe), move
+                          in sorted(moves.items(), key=lambda item: -abs(item[1]))[:WORST]))
+    truths = pooled_truths(rows, list(earlier.values()))
+    most = max(len(cell_truths) for cell_truths in truths.values())
+    if most > 1:
+        errors = [row.predicted_ms / float(np.median(truths[row.model, row.recipe])) - 1 for row in rows]
+        print(f"predictor against each cell's median truth over up to {most} evaluations of it: within +/-10 %: "
+              f"{share_within(errors, 0.10):.0%}, within +/-25 %: {share_within(errors, 0.25):.0%}")
+
+
+def _row(model: str, recipe: str, checks: list[HostCheck]) -> EvaluatedCell:
     """One cell's figures over its rounds: the truth is the median of the rounds (each brought back to the fit's
     speed by its round's drift), and its spread how far the median of the odd rounds lies from the even ones'."""
     first = checks[0]
@@ -151,13 +192,13 @@ def _row(model: str, recipe: str, checks: list[HostCheck]) -> dict[str, Any]:
     rounds = np.array([c.measured_ms / c.drift for c in checks])
     truth = float(np.median(rounds))
     own_profile = float(np.median([c.own_profile_ms for c in checks]))
-    return {"model": model, "recipe": recipe, "roofline_ms": first.projected_ms, "predicted_ms": predicted,
-            "measured_ms": measured, "drift": float(np.median([c.drift for c in checks])), "truth_ms": truth,
-            "rounds_ms": rounds.tolist(), "truth_spread": _split_half(rounds),
-            "roofline_error": first.projected_ms / measured - 1, "predictor_error": predicted / truth - 1,
-            "undrifted_error": predicted / measured - 1, "own_profile_ms": own_profile,
-            "regressor_error": predicted / own_profile - 1, "overhead_error": own_profile / truth - 1,
-            "unknown_kernel_types": first.prediction.unknown_kinds if first.prediction else []}
+    return EvaluatedCell(
+        model=model, recipe=recipe, roofline_ms=first.projected_ms, predicted_ms=predicted, measured_ms=measured,
+        drift=float(np.median([c.drift for c in checks])), truth_ms=truth, rounds_ms=rounds.tolist(),
+        truth_spread=_split_half(rounds), roofline_error=first.projected_ms / measured - 1,
+        predictor_error=predicted / truth - 1, undrifted_error=predicted / measured - 1, own_profile_ms=own_profile,
+        regressor_error=predicted / own_profile - 1, overhead_error=own_profile / truth - 1,
+        unknown_kernel_types=first.prediction.unknown_kinds if first.prediction else [])
 
 
 def _split_half(rounds: np.ndarray) -> float:

@@ -1,6 +1,9 @@
 """Projection: per-layer cost from the ONNX graph, and the method's error against real host measurements."""
 from __future__ import annotations
 
+import json
+import re
+
 import numpy as np
 import pytest
 
@@ -45,3 +48,56 @@ def test_host_check_compares_projection_and_measurement_in_the_same_unit(tmp_pat
     assert check.projected_ms == pytest.approx((1e-4 + ops / 0.5e9 + 1e-5) * 1e3)  # Flatten is free: one layer
     assert check.measured_ms == 2.0 and check.error == pytest.approx(check.projected_ms / 2.0 - 1)
     assert share_within([0.05, -0.3, 0.2], 0.25) == pytest.approx(2 / 3)
+
+
+def _evaluated(model: str, truth_ms: float, measured_ms: float, predicted_ms: float) -> validate.EvaluatedCell:
+    return validate.EvaluatedCell(
+        model=model, recipe="fp32", roofline_ms=1.0, predicted_ms=predicted_ms, measured_ms=measured_ms, drift=1.0,
+        truth_ms=truth_ms, rounds_ms=[truth_ms], truth_spread=0.0, roofline_error=0.0, predictor_error=0.0,
+        undrifted_error=0.0, own_profile_ms=float("nan"), regressor_error=0.0, overhead_error=0.0,
+        unknown_kernel_types=[])
+
+
+def test_an_evaluation_read_back_gives_how_far_each_shared_cell_s_truth_moved(tmp_path):
+    """The same predictor (the same predictions): truths at the fit's speed compared; another: the medians as
+    measured; a cell only one evaluation has is left out."""
+    then = [_evaluated("a", 1.0, 2.0, 0.9), _evaluated("b", 1.0, 1.0, 0.5), _evaluated("gone", 1.0, 1.0, 0.7)]
+    path = tmp_path / "then.json"
+    path.write_text(json.dumps([cell.model_dump() for cell in then]))
+    now = [_evaluated("a", 1.2, 2.0, 0.9), _evaluated("b", 1.05, 1.1, 0.5), _evaluated("new", 1.0, 1.0, 0.1)]
+    moves, same_predictor = validate.truth_moves(now, validate.load_evaluation(path))
+    assert same_predictor and moves == pytest.approx({("a", "fp32"): 0.2, ("b", "fp32"): 0.05})
+    assert share_within(list(moves.values()), 0.10) == 0.5
+    another = [_evaluated("a", 1.2, 2.0, 0.8), _evaluated("b", 1.05, 1.1, 0.5)]
+    moves, same_predictor = validate.truth_moves(another, then)
+    assert not same_predictor and moves == pytest.approx({("a", "fp32"): 0.0, ("b", "fp32"): 0.1})
+
+
+@pytest.mark.parametrize(("content", "problem"), [
+    (b"[{\"model\": \"a\"}]", "field 0.recipe: Field required"),
+    (b"not JSON", "is not an evaluation (JSONDecodeError)"),
+    (None, "cannot read the earlier evaluation"),
+])
+def test_an_earlier_evaluation_that_is_not_one_fails_in_one_line_naming_the_fix(tmp_path, content, problem):
+    path = tmp_path / "then.json"
+    if content is not None:
+        path.write_bytes(content)
+    with pytest.raises(NcapError, match=re.escape(problem)) as caught:
+        validate.load_evaluation(path)
+    assert "\n" not in str(caught.value) and "wrote with --json" in str(caught.value)
+
+
+def test_a_non_finite_truth_in_an_earlier_evaluation_is_bad_input(tmp_path):
+    cell = _evaluated("a", 1.0, 1.0, float("nan")).model_dump() | {"truth_ms": float("inf")}
+    path = tmp_path / "then.json"
+    path.write_text(json.dumps([cell]))  # Python writes Infinity, and reads it back
+    with pytest.raises(NcapError, match="field 0.truth_ms: Input should be a finite number"):
+        validate.load_evaluation(path)
+
+
+def test_the_truths_pooled_over_evaluations_are_those_of_the_same_predictor():
+    now = [_evaluated("a", 1.0, 1.0, 0.9), _evaluated("b", 2.0, 2.0, 0.5)]
+    same = [_evaluated("a", 1.3, 1.0, 0.9), _evaluated("gone", 9.0, 9.0, 0.7)]
+    another = [_evaluated("a", 5.0, 5.0, 0.8)]
+    assert validate.pooled_truths(now, [same, another, same]) == {("a", "fp32"): [1.0, 1.3, 1.3],
+                                                                  ("b", "fp32"): [2.0]}

@@ -2,13 +2,17 @@
 predictor, against host measurement of the same artifact."""
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Annotated
 
 import numpy as np
+from pydantic import BaseModel, Field, TypeAdapter, ValidationError
 
 from harness.errors import NcapError
 from harness.measure.latency import LatencyPlan, time_inferences
+from harness.platform import describe_validation_error
 from harness.project.blocks import block_feeds, block_model, evict_bytes
 from harness.project.drift import Drift, fit_drift, panel_sized
 from harness.project.host import host_roofline
@@ -118,3 +122,67 @@ def _median_ms(model: Path, threads: int, inputs: np.ndarray, plan: LatencyPlan)
 
 def share_within(errors: list[float], bound: float) -> float:
     return sum(abs(e) <= bound for e in errors) / len(errors) if errors else float("nan")
+
+
+Measured = Annotated[float, Field(gt=0, allow_inf_nan=False)]
+Finite = Annotated[float, Field(allow_inf_nan=False)]
+
+
+class EvaluatedCell(BaseModel):
+    """One cell's figures over an evaluation's rounds (benchmarks/projection_error.py, its --json file). The
+    predictor's figures are NaN where there was no predictor."""
+
+    model: str
+    recipe: str
+    roofline_ms: Measured
+    predicted_ms: float
+    measured_ms: Measured  # the median of the rounds' medians, as measured
+    drift: Measured  # the machine's speed over the fit's for this network's kernels (median over the rounds)
+    truth_ms: Measured  # the median of the rounds, each brought back to the fit's speed by its drift
+    rounds_ms: list[Measured]
+    truth_spread: Finite  # the median of the odd rounds over the even ones', less 1
+    roofline_error: Finite
+    predictor_error: float
+    undrifted_error: float  # the predictor against the measurement as taken, without the drift taken out
+    own_profile_ms: float
+    regressor_error: float  # the prediction against the network's own profile
+    overhead_error: float  # that own profile against the truth: the rest of the method
+    unknown_kernel_types: list[str]
+
+
+EVALUATION = TypeAdapter(list[EvaluatedCell])
+
+
+def load_evaluation(path: Path) -> list[EvaluatedCell]:
+    """The cells of an earlier evaluation's --json file; a file that is not one fails with one line naming it."""
+    fix = "give a file benchmarks/projection_error.py wrote with --json"
+    try:
+        return EVALUATION.validate_python(json.loads(path.read_bytes()))
+    except OSError as exc:
+        raise NcapError(f"cannot read the earlier evaluation {path}: {exc.strerror}; {fix}") from exc
+    except ValidationError as exc:
+        raise NcapError(f"{path} is not a usable evaluation: {describe_validation_error(exc)}; {fix}") from exc
+    except ValueError as exc:  # JSON errors, and bytes that are not UTF-8 text
+        raise NcapError(f"{path} is not an evaluation ({type(exc).__name__}); {fix}") from exc
+
+
+def truth_moves(now: list[EvaluatedCell], then: list[EvaluatedCell]) -> tuple[dict[tuple[str, str], float], bool]:
+    """How far each cell the two evaluations share moved between them: its truth now over then, less 1; and
+    whether both evaluated the same predictor. Only then are both truths at one speed, the fit's (the same
+    predictor gives the same predictions, its forests seeded); else the medians as measured are compared."""
+    earlier = {(cell.model, cell.recipe): cell for cell in then}
+    shared = [(cell, earlier[cell.model, cell.recipe]) for cell in now if (cell.model, cell.recipe) in earlier]
+    same = bool(shared) and all(np.isclose(a.predicted_ms, b.predicted_ms, rtol=1e-9) for a, b in shared)
+    return ({(a.model, a.recipe): (a.truth_ms / b.truth_ms if same else a.measured_ms / b.measured_ms) - 1
+             for a, b in shared}, same)
+
+
+def pooled_truths(now: list[EvaluatedCell], earlier: list[list[EvaluatedCell]]) -> dict[tuple[str, str], list[float]]:
+    """Each cell of `now` with its truths in it and in the earlier evaluations of the same predictor (see
+    `truth_moves`): a truth that moves between sessions is steadier as the median of several."""
+    truths = {(cell.model, cell.recipe): [cell.truth_ms] for cell in now}
+    for cells in earlier:
+        if truth_moves(now, cells)[1]:
+            for cell in cells:
+                truths.get((cell.model, cell.recipe), []).append(cell.truth_ms)
+    return truths
