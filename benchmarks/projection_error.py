@@ -26,8 +26,8 @@ profile against the truth: the profiler's cost and the call, fitted on blocks); 
 `--record` writes the held-out error into the predictor file: projections with it then name that error.
 `--against` compares the truth with earlier evaluations' (their --json files): the share of cells whose truth
 reproduced within +/-10 % between two sessions bounds what a predictor can be shown to reach on this machine (on
-the 2-core VM, 4-6 hours apart: 67-78 % of 15-18 cells), and the predictor is also scored against each cell's median
-truth over all the evaluations of it.
+the 2-core VM, half an hour to ten hours apart: 60-89 % of 15-18 cells), and the predictor is also scored against
+each cell's median truth over all the evaluations of its fit.
 Cells whose artifacts are missing are skipped: run `pytest -m ncap` (with the `--recipe`s wanted) first.
 """
 from __future__ import annotations
@@ -128,7 +128,8 @@ def main() -> None:
                 print(f"{model:19} {recipe:16} not measured: {str(exc).splitlines()[0][:150]}")
                 continue
             checks.setdefault((model, recipe), []).append(check)
-    rows = [_row(model, recipe, cell_checks) for (model, recipe), cell_checks in checks.items()]
+    fit = predictor.record.fitted if predictor else None
+    rows = [_row(model, recipe, cell_checks, fit) for (model, recipe), cell_checks in checks.items()]
     print(f"{'model':19} {'recipe':16} {'roofline ms':>11} {'predicted ms':>12} {'measured ms':>11} "
           f"{'drift':>6} {'spread':>7} {'roofline':>8} {'predictor':>9} {'regressors':>10} {'rest':>7}")
     for row in rows:
@@ -163,13 +164,13 @@ def main() -> None:
 
 def _compare(rows: list[EvaluatedCell], earlier: dict[Path, list[EvaluatedCell]]) -> None:
     """How far the truth moved since each earlier evaluation, and the predictor against each cell's median truth
-    over this and the earlier evaluations of the same predictor."""
+    over this and the earlier evaluations of the same fit."""
     for path, cells in earlier.items():
-        moves, same_predictor = truth_moves(rows, cells)
+        moves, same_fit = truth_moves(rows, cells)
         if not moves:
             print(f"against {path}: no cell in common")
             continue
-        compared = "truths at the fit's speed" if same_predictor else "medians as measured (another predictor or none)"
+        compared = "truths at the fit's speed" if same_fit else "medians as measured (another fit, or none)"
         print(f"against {path}, {len(moves)} cells in common, {compared}: the truth moved within +/-10 % on "
               f"{share_within(list(moves.values()), 0.10):.0%} of them, within +/-25 % on "
               f"{share_within(list(moves.values()), 0.25):.0%}; most: "
@@ -179,11 +180,11 @@ def _compare(rows: list[EvaluatedCell], earlier: dict[Path, list[EvaluatedCell]]
     most = max(len(cell_truths) for cell_truths in truths.values())
     if most > 1:
         errors = [row.predicted_ms / float(np.median(truths[row.model, row.recipe])) - 1 for row in rows]
-        print(f"predictor against each cell's median truth over up to {most} evaluations of it: within +/-10 %: "
+        print(f"predictor against each cell's median truth over up to {most} evaluations of its fit: within +/-10 %: "
               f"{share_within(errors, 0.10):.0%}, within +/-25 %: {share_within(errors, 0.25):.0%}")
 
 
-def _row(model: str, recipe: str, checks: list[HostCheck]) -> EvaluatedCell:
+def _row(model: str, recipe: str, checks: list[HostCheck], fit: str | None) -> EvaluatedCell:
     """One cell's figures over its rounds: the truth is the median of the rounds (each brought back to the fit's
     speed by its round's drift), and its spread how far the median of the odd rounds lies from the even ones'."""
     first = checks[0]
@@ -193,9 +194,9 @@ def _row(model: str, recipe: str, checks: list[HostCheck]) -> EvaluatedCell:
     truth = float(np.median(rounds))
     own_profile = float(np.median([c.own_profile_ms for c in checks]))
     return EvaluatedCell(
-        model=model, recipe=recipe, roofline_ms=first.projected_ms, predicted_ms=predicted, measured_ms=measured,
-        drift=float(np.median([c.drift for c in checks])), truth_ms=truth, rounds_ms=rounds.tolist(),
-        truth_spread=_split_half(rounds), roofline_error=first.projected_ms / measured - 1,
+        model=model, recipe=recipe, fit=fit, roofline_ms=first.projected_ms, predicted_ms=predicted,
+        measured_ms=measured, drift=float(np.median([c.drift for c in checks])), truth_ms=truth,
+        rounds_ms=rounds.tolist(), truth_spread=_split_half(rounds), roofline_error=first.projected_ms / measured - 1,
         predictor_error=predicted / truth - 1, undrifted_error=predicted / measured - 1, own_profile_ms=own_profile,
         regressor_error=predicted / own_profile - 1, overhead_error=own_profile / truth - 1,
         unknown_kernel_types=first.prediction.unknown_kinds if first.prediction else [])

@@ -50,17 +50,18 @@ def test_host_check_compares_projection_and_measurement_in_the_same_unit(tmp_pat
     assert share_within([0.05, -0.3, 0.2], 0.25) == pytest.approx(2 / 3)
 
 
-def _evaluated(model: str, truth_ms: float, measured_ms: float, predicted_ms: float) -> validate.EvaluatedCell:
+def _evaluated(model: str, truth_ms: float, measured_ms: float, predicted_ms: float,
+               fit: str | None = None) -> validate.EvaluatedCell:
     return validate.EvaluatedCell(
-        model=model, recipe="fp32", roofline_ms=1.0, predicted_ms=predicted_ms, measured_ms=measured_ms, drift=1.0,
-        truth_ms=truth_ms, rounds_ms=[truth_ms], truth_spread=0.0, roofline_error=0.0, predictor_error=0.0,
+        model=model, recipe="fp32", fit=fit, roofline_ms=1.0, predicted_ms=predicted_ms, measured_ms=measured_ms,
+        drift=1.0, truth_ms=truth_ms, rounds_ms=[truth_ms], truth_spread=0.0, roofline_error=0.0, predictor_error=0.0,
         undrifted_error=0.0, own_profile_ms=float("nan"), regressor_error=0.0, overhead_error=0.0,
         unknown_kernel_types=[])
 
 
 def test_an_evaluation_read_back_gives_how_far_each_shared_cell_s_truth_moved(tmp_path):
-    """The same predictor (the same predictions): truths at the fit's speed compared; another: the medians as
-    measured; a cell only one evaluation has is left out."""
+    """One fit (named, or in files that do not name it the same predictions): truths at the fit's speed
+    compared; another: the medians as measured; a cell only one evaluation has is left out."""
     then = [_evaluated("a", 1.0, 2.0, 0.9), _evaluated("b", 1.0, 1.0, 0.5), _evaluated("gone", 1.0, 1.0, 0.7)]
     path = tmp_path / "then.json"
     path.write_text(json.dumps([cell.model_dump() for cell in then]))
@@ -71,6 +72,11 @@ def test_an_evaluation_read_back_gives_how_far_each_shared_cell_s_truth_moved(tm
     another = [_evaluated("a", 1.2, 2.0, 0.8), _evaluated("b", 1.05, 1.1, 0.5)]
     moves, same_predictor = validate.truth_moves(another, then)
     assert not same_predictor and moves == pytest.approx({("a", "fp32"): 0.0, ("b", "fp32"): 0.1})
+    refitted = [_evaluated("a", 1.2, 2.0, 0.9, fit="2026-12-04"), _evaluated("b", 1.05, 1.1, 0.5, fit="2026-12-04")]
+    assert not validate.truth_moves(refitted, [_evaluated("a", 1.0, 2.0, 0.9, fit="2026-12-03")])[1]
+    updated = [_evaluated("a", 1.2, 2.0, 0.8, fit="2026-12-03")]  # board samples added since: other predictions
+    assert validate.truth_moves(updated, [_evaluated("a", 1.0, 2.0, 0.9, fit="2026-12-03")]) == (
+        pytest.approx({("a", "fp32"): 0.2}), True)
 
 
 @pytest.mark.parametrize(("content", "problem"), [

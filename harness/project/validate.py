@@ -134,6 +134,7 @@ class EvaluatedCell(BaseModel):
 
     model: str
     recipe: str
+    fit: str | None = None  # when the evaluated predictor was fitted (its record's `fitted`); None: no predictor
     roofline_ms: Measured
     predicted_ms: float
     measured_ms: Measured  # the median of the rounds' medians, as measured
@@ -168,17 +169,25 @@ def load_evaluation(path: Path) -> list[EvaluatedCell]:
 
 def truth_moves(now: list[EvaluatedCell], then: list[EvaluatedCell]) -> tuple[dict[tuple[str, str], float], bool]:
     """How far each cell the two evaluations share moved between them: its truth now over then, less 1; and
-    whether both evaluated the same predictor. Only then are both truths at one speed, the fit's (the same
-    predictor gives the same predictions, its forests seeded); else the medians as measured are compared."""
+    whether both evaluated one fit. Only then are both truths at one speed, the fit's (its drift panel is re-timed
+    against the fit's own blocks); else the medians as measured are compared."""
     earlier = {(cell.model, cell.recipe): cell for cell in then}
     shared = [(cell, earlier[cell.model, cell.recipe]) for cell in now if (cell.model, cell.recipe) in earlier]
-    same = bool(shared) and all(np.isclose(a.predicted_ms, b.predicted_ms, rtol=1e-9) for a, b in shared)
+    same = bool(shared) and all(_one_fit(a, b) for a, b in shared)
     return ({(a.model, a.recipe): (a.truth_ms / b.truth_ms if same else a.measured_ms / b.measured_ms) - 1
              for a, b in shared}, same)
 
 
+def _one_fit(a: EvaluatedCell, b: EvaluatedCell) -> bool:
+    """Whether two evaluations of a cell evaluated one fit: the fit each names, else (files written before cells
+    named it) the same prediction, the forests being seeded."""
+    if a.fit and b.fit:
+        return a.fit == b.fit
+    return bool(np.isclose(a.predicted_ms, b.predicted_ms, rtol=1e-9))
+
+
 def pooled_truths(now: list[EvaluatedCell], earlier: list[list[EvaluatedCell]]) -> dict[tuple[str, str], list[float]]:
-    """Each cell of `now` with its truths in it and in the earlier evaluations of the same predictor (see
+    """Each cell of `now` with its truths in it and in the earlier evaluations of the same fit (see
     `truth_moves`): a truth that moves between sessions is steadier as the median of several."""
     truths = {(cell.model, cell.recipe): [cell.truth_ms] for cell in now}
     for cells in earlier:
