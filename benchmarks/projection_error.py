@@ -177,7 +177,7 @@ def _compare(rows: list[EvaluatedCell], earlier: dict[Path, list[EvaluatedCell]]
               + ", ".join(f"{model} {recipe} {move:+.1%}" for (model, recipe), move
                           in sorted(moves.items(), key=lambda item: -abs(item[1]))[:WORST]))
     truths = pooled_truths(rows, list(earlier.values()))
-    most = max(len(cell_truths) for cell_truths in truths.values())
+    most = max((len(cell_truths) for cell_truths in truths.values()), default=1)
     if most > 1:
         errors = [row.predicted_ms / float(np.median(truths[row.model, row.recipe])) - 1 for row in rows]
         print(f"predictor against each cell's median truth over up to {most} evaluations of its fit: within +/-10 %: "

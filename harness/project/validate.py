@@ -193,5 +193,6 @@ def pooled_truths(now: list[EvaluatedCell], earlier: list[list[EvaluatedCell]]) 
     for cells in earlier:
         if truth_moves(now, cells)[1]:
             for cell in cells:
-                truths.get((cell.model, cell.recipe), []).append(cell.truth_ms)
+                if (cell.model, cell.recipe) in truths:
+                    truths[cell.model, cell.recipe].append(cell.truth_ms)
     return truths
