@@ -522,16 +522,20 @@ def test_host_check_brings_the_truth_back_to_the_fit_speed(tmp_path, monkeypatch
 def test_the_drift_panel_reads_the_machines_speed_on_the_fits_own_blocks(monkeypatch):
     """Re-timed now, the fit's blocks take 1.2x their fitted times but one takes 3x (a slow spell): the median says
     1.2. A board run's per-layer sample (no block to re-time) is never in the panel, nor a block whose input
-    would hold 6.5 M elements in memory for the whole evaluation."""
+    would hold 11 M elements in memory for the whole evaluation; one of 1.6 M elements is, as a block of long
+    kernels (9 ms), but a block of short ones that size is not."""
     rng = np.random.default_rng(0)
     configs = [blocks.sample_config(rng, "fp32", "conv") | {"channels": 8, "size": 8, "copies": 1, "evict_mb": 0}
                for _ in range(5)]
     board = Sample({"network": "dmsnet"}, 0.5, [kernel("Conv:float", 1e4, 10.0)])
     samples = [Sample(c, 0.1 * (i + 1), [kernel("Conv:float", 1e4, 10.0)]) for i, c in enumerate(configs)]
-    large = Sample(configs[0] | {"channels": 64, "size": 320}, 9.0, [kernel("Conv:float", 1e4, 10.0)])
-    panel = validate.DriftPanel(Predictor(synthetic_predictor().record, [*samples, board, large]), 1, size=10)
-    assert sorted(then_ms for *_, then_ms, _ in panel._blocks) == pytest.approx([0.1, 0.2, 0.3, 0.4, 0.5])
-    then_ms, slower = iter([b[3] for b in panel._blocks]), iter([1.2, 3.0, 1.2, 1.2, 1.2])
+    huge = Sample(configs[0] | {"channels": 64, "size": 420}, 9.0, [kernel("Conv:float", 1e4, 10.0)])
+    long_kernels = Sample(configs[0] | {"channels": 64, "size": 160}, 9.0, [kernel("Conv:float", 1e4, 10.0)])
+    short_kernels = Sample(configs[0] | {"channels": 64, "size": 160}, 0.9, [kernel("Conv:float", 1e4, 10.0)] * 2)
+    fit = [*samples, board, huge, long_kernels, short_kernels]
+    panel = validate.DriftPanel(Predictor(synthetic_predictor().record, fit), 1, size=10)
+    assert sorted(then_ms for *_, then_ms, _ in panel._blocks) == pytest.approx([0.1, 0.2, 0.3, 0.4, 0.5, 9.0])
+    then_ms, slower = iter([b[3] for b in panel._blocks]), iter([1.2, 3.0, 1.2, 1.2, 1.2, 1.2])
     monkeypatch.setattr(validate, "seconds_per_run", lambda *args: next(then_ms) / 1e3 * next(slower))
     drift = panel.drift()
     assert drift.at([1.0]) == pytest.approx(1.2) and drift.at([1e4]) == pytest.approx(1.2)

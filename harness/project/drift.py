@@ -17,6 +17,9 @@ from harness.project.blocks import Config, block_shape, block_weights
 
 MIN_KERNEL_US = 0.5  # a drift is read no lower on the kernel sizes: a panel's smallest blocks run ~1 us a kernel
 PANEL_MAX_ELEMENTS = 1e6  # weights and input of a panel block: its model and feeds stay in memory (4 MB each at most)
+# a large panel block's (40 MB at most): an evaluation's panel adds a few, whose kernels run as long as large
+# networks' do (harness.project.validate.DriftPanel)
+LARGE_PANEL_MAX_ELEMENTS = 1e7
 MIN_PANEL = 3  # blocks read in one reading, at least, for it to say anything about the machine
 
 
@@ -54,9 +57,9 @@ def fit_drift(now_over_then: list[float], kernel_us: list[float]) -> Drift:
     return Drift(float(intercept), float(slope))
 
 
-def panel_sized(config: Config) -> bool:
+def panel_sized(config: Config, max_elements: float = PANEL_MAX_ELEMENTS) -> bool:
     """Whether a block is small enough in memory to be kept built for a panel."""
-    return block_weights(config) + math.prod(block_shape(config)) <= PANEL_MAX_ELEMENTS
+    return block_weights(config) + math.prod(block_shape(config)) <= max_elements
 
 
 def plan_drifts(readings_ms: list[list[float | None]], kernels: list[int]) -> list[Drift | None]:

@@ -14,7 +14,7 @@ from harness.errors import NcapError
 from harness.measure.latency import LatencyPlan, time_inferences
 from harness.platform import describe_validation_error
 from harness.project.blocks import block_feeds, block_model, evict_bytes
-from harness.project.drift import Drift, fit_drift, panel_sized
+from harness.project.drift import LARGE_PANEL_MAX_ELEMENTS, Drift, fit_drift, panel_sized
 from harness.project.host import host_roofline
 from harness.project.kernels import profile_model, standard_normal_feeds
 from harness.project.predictor import Prediction, Predictor
@@ -61,6 +61,10 @@ class HostCheck:
 QUICK_PLAN = LatencyPlan(warmup_runs=10, min_runs=200, min_seconds=0.5)
 PROFILE_S = 0.5  # of the network under the profiler (10-100 runs, after two of warm-up): its kernels' own times
 PANEL_BLOCKS = 60  # of the fit's own blocks, re-timed once a round: the machine's speed since the fit, by kernel size
+# beside them, blocks of long kernels: the small blocks' kernels stop near 1 ms, a detector's run 4-17 ms (YOLOv8-s),
+# and the line through the small ones only extrapolates there (measured: the fit's blocks of 1-5 ms a kernel read
+# 0.89x their fitted time where the small panel's line said 0.93x at 4 ms)
+LARGE_BLOCKS, LARGE_KERNEL_MS = 12, 1.0
 
 
 class DriftPanel:
@@ -69,15 +73,19 @@ class DriftPanel:
     One probe block read the same way moved 7 % while a panel of
     the fit's blocks moved 2 % (measured on this host): its readings fall on one of two speeds 7 % apart, by where
     a session's buffers land, and read between a network's runs it took up to 8 % longer still (-1 to +8 %
-    beside four networks)."""
+    beside four networks). `size` small blocks (`panel_sized`), and LARGE_BLOCKS of long kernels."""
 
     def __init__(self, predictor: Predictor, threads: int, size: int = PANEL_BLOCKS, seed: int = 0) -> None:
-        timed = [s for s in predictor.samples if s.wall_ms and "block" in s.block and s.kernels
-                 and panel_sized(s.block)]
-        chosen = np.random.default_rng(seed).choice(len(timed), min(size, len(timed)), replace=False)
+        timed = [s for s in predictor.samples if s.wall_ms and "block" in s.block and s.kernels]
+        small = [s for s in timed if panel_sized(s.block)]
+        large = [s for s in timed if not panel_sized(s.block) and panel_sized(s.block, LARGE_PANEL_MAX_ELEMENTS)
+                 and (s.wall_ms or 0.0) / len(s.kernels) >= LARGE_KERNEL_MS]
+        rng = np.random.default_rng(seed)
+        chosen = [group[i] for group, count in ((small, size), (large, LARGE_BLOCKS))
+                  for i in rng.choice(len(group), min(count, len(group)), replace=False)]
         self.threads = threads
-        self._blocks = [(block_model(timed[i].block), block_feeds(timed[i].block), evict_bytes(timed[i].block),
-                         float(timed[i].wall_ms), len(timed[i].kernels)) for i in chosen]
+        self._blocks = [(block_model(s.block), block_feeds(s.block), evict_bytes(s.block), float(s.wall_ms or 0.0),
+                         len(s.kernels)) for s in chosen]
         if not self._blocks:
             raise NcapError("the predictor holds none of its fit's blocks to re-time, so the machine's drift since "
                             "the fit cannot be measured; fit one on this machine with `ncap profile`")
