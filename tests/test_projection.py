@@ -79,18 +79,19 @@ def test_an_evaluation_read_back_gives_how_far_each_shared_cell_s_truth_moved(tm
         pytest.approx({("a", "fp32"): 0.2}), True)
 
 
-@pytest.mark.parametrize(("content", "problem"), [
-    (b"[{\"model\": \"a\"}]", "field 0.recipe: Field required"),
-    (b"not JSON", "is not an evaluation (JSONDecodeError)"),
-    (None, "cannot read the earlier evaluation"),
+@pytest.mark.parametrize(("content", "problem", "fix"), [
+    (b"[{\"model\": \"a\"}]", "field 0.recipe: Field required", "wrote with --json"),
+    (b"not JSON", "is not an evaluation (JSONDecodeError)", "wrote with --json"),
+    (b"\xff\xfe", "is not a text file", "check --against"),
+    (None, "cannot read earlier evaluation", "check --against"),
 ])
-def test_an_earlier_evaluation_that_is_not_one_fails_in_one_line_naming_the_fix(tmp_path, content, problem):
+def test_an_earlier_evaluation_that_is_not_one_fails_in_one_line_naming_the_fix(tmp_path, content, problem, fix):
     path = tmp_path / "then.json"
     if content is not None:
         path.write_bytes(content)
     with pytest.raises(NcapError, match=re.escape(problem)) as caught:
         validate.load_evaluation(path)
-    assert "\n" not in str(caught.value) and "wrote with --json" in str(caught.value)
+    assert "\n" not in str(caught.value) and fix in str(caught.value)
 
 
 def test_a_non_finite_truth_in_an_earlier_evaluation_is_bad_input(tmp_path):

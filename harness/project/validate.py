@@ -11,6 +11,7 @@ import numpy as np
 from pydantic import BaseModel, Field, TypeAdapter, ValidationError
 
 from harness.errors import NcapError
+from harness.files import read_text
 from harness.measure.latency import LatencyPlan, time_inferences
 from harness.platform import describe_validation_error
 from harness.project.blocks import block_feeds, block_model, evict_bytes
@@ -165,13 +166,12 @@ EVALUATION = TypeAdapter(list[EvaluatedCell])
 def load_evaluation(path: Path) -> list[EvaluatedCell]:
     """The cells of an earlier evaluation's --json file; a file that is not one fails with one line naming it."""
     fix = "give a file benchmarks/projection_error.py wrote with --json"
+    text = read_text(path, "earlier evaluation", "--against")
     try:
-        return EVALUATION.validate_python(json.loads(path.read_bytes()))
-    except OSError as exc:
-        raise NcapError(f"cannot read the earlier evaluation {path}: {exc.strerror}; {fix}") from exc
+        return EVALUATION.validate_python(json.loads(text))
     except ValidationError as exc:
         raise NcapError(f"{path} is not a usable evaluation: {describe_validation_error(exc)}; {fix}") from exc
-    except ValueError as exc:  # JSON errors, and bytes that are not UTF-8 text
+    except ValueError as exc:  # not JSON
         raise NcapError(f"{path} is not an evaluation ({type(exc).__name__}); {fix}") from exc
 
 
