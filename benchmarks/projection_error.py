@@ -8,17 +8,19 @@ batch-1 latency two ways and measure it:
   the machine's drift since the fit is measured, by kernel size, and taken out rather than read as the
   predictor's error (harness.project.validate.DriftPanel: one probe block, read between a network's runs, had put
   it 5-16 % off; a slow spell slows small kernels more than large ones).
-Each cell is measured in `--rounds` short rounds over all the cells, about a minute apart: its truth is the median
-of the rounds. A shared machine has slow spells, from a fraction of a second to minutes, that run small networks
-up to twice as long (MobileNetV3 INT8 in 0.2 s windows: 0.32-0.39 ms, with some at 0.47-0.49 ms); one 1 s window
-in each of 3 rounds left a cell's truth to whichever spells it met, and a median over 9 windows of 0.3 s outvotes
-up to 4 of them. How far the median of the odd rounds lies from the median of the even ones is the truth's own
-reproducibility, printed beside the errors (a prediction cannot be shown within +/-10 % of a truth that itself
-moves by more). It prints each cell's errors, the share of cells within +/-10 % and +/-25 % for both methods on
-the same cells, and the worst cells (nn-Meter keeps 99 % of its predictions within +/-10 % on a mobile CPU). Each
-network is also profiled, and the predictor's error split in two: the regressors' (the prediction against the
-network's own kernels' times, brought to the wall clock as the fit brings the blocks') and the rest's (that own
-profile against the truth: the profiler's cost and the call, fitted on blocks); the two multiply to the whole.
+Each cell is measured in `--rounds` short rounds over all the cells, about a minute apart: a round's time is the
+quiet mean of its runs (the fastest fifth, as the fit's blocks are timed: profile.quiet_mean in
+harness.runtimes.onnxruntime), and the truth the median of the rounds. A shared machine has slow spells, from a
+fraction of a second to minutes, that run some networks up to twice as long and leave others be (MobileNetV3 FP16 in
+0.2 s windows: 1.10-2.54 ms, while its FP32 held 0.28-0.30 ms): the quiet mean sees past a spell within a round, and
+the median of 9 rounds of 0.3 s outvotes up to 4 rounds a spell fills. How far the median of the odd rounds lies from
+the median of the even ones is the truth's own reproducibility, printed beside the errors (a prediction cannot be
+shown within +/-10 % of a truth that itself moves by more). It prints each cell's errors, the share of cells within
++/-10 % and +/-25 % for both methods on the same cells, and the worst cells (nn-Meter keeps 99 % of its predictions
+within +/-10 % on a mobile CPU). Each network is also profiled, and the predictor's error split in two: the
+regressors' (the prediction against the network's own kernels' times, brought to the wall clock as the fit brings the
+blocks') and the rest's (that own profile against the truth: the profiler's cost and the call, fitted on blocks); the
+two multiply to the whole.
 
     python benchmarks/projection_error.py [--threads N] [--seconds 0.3] [--rounds 9] [--predictor FILE] [--record]
                                           [--json FILE] [--against EARLIER.json ...]
@@ -168,9 +170,9 @@ def _compare(rows: list[EvaluatedCell], earlier: dict[Path, list[EvaluatedCell]]
     for path, cells in earlier.items():
         moves, same_fit = truth_moves(rows, cells)
         if not moves:
-            print(f"against {path}: no cell in common")
+            print(f"against {path}: no cell in common, timed alike")
             continue
-        compared = "truths at the fit's speed" if same_fit else "medians as measured (another fit, or none)"
+        compared = "truths at the fit's speed" if same_fit else "times as measured (another fit, or none)"
         print(f"against {path}, {len(moves)} cells in common, {compared}: the truth moved within +/-10 % on "
               f"{share_within(list(moves.values()), 0.10):.0%} of them, within +/-25 % on "
               f"{share_within(list(moves.values()), 0.25):.0%}; most: "
@@ -195,7 +197,7 @@ def _row(model: str, recipe: str, checks: list[HostCheck], fit: str | None) -> E
     own_profile = float(np.median([c.own_profile_ms for c in checks]))
     return EvaluatedCell(
         model=model, recipe=recipe, fit=fit, roofline_ms=first.projected_ms, predicted_ms=predicted,
-        measured_ms=measured, drift=float(np.median([c.drift for c in checks])), truth_ms=truth,
+        measured_ms=measured, drift=float(np.median([c.drift for c in checks])), truth_ms=truth, timed="quiet",
         rounds_ms=rounds.tolist(), truth_spread=_split_half(rounds), roofline_error=first.projected_ms / measured - 1,
         predictor_error=predicted / truth - 1, undrifted_error=predicted / measured - 1, own_profile_ms=own_profile,
         regressor_error=predicted / own_profile - 1, overhead_error=own_profile / truth - 1,

@@ -136,10 +136,29 @@ def test_features_come_from_the_profile_and_the_graph_after_the_warm_up():
     events = [{"cat": "Node", "name": "qconv_kernel_time", "dur": dur, "args": args} for dur in (500, 4, 6)]
     (qconv,) = kernels_from_profile(graph, events, skip_runs=1)
     assert qconv.kind == "microsoft.QLinearConv:uint8"
-    assert qconv.microseconds == 5.0  # the warm-up's 500 us left out
+    assert qconv.microseconds == 4.0  # the warm-up's 500 us left out, the quiet run kept
     assert qconv.features["macs"] == 10 * 10 * 16 * 4 * 3 * 3
     assert qconv.features["in_channels"] == 8 and qconv.features["groups"] == 2
     assert qconv.features["input_elements"] == 10 * 10 * 8 + 2  # activations and their scale and zero point
+
+
+def test_kernel_times_come_from_the_quiet_runs_whole():
+    """A kernel's time is its mean over the fastest fifth of the runs by their total, not its own fastest times:
+    the profile counts whole microseconds, and each kernel's own fastest would be its rounded-down ones."""
+    conv = helper.make_node("Relu", ["x"], ["y"], name="conv")
+    relu = helper.make_node("Relu", ["y"], ["z"], name="relu")
+    args = {"op_name": "Relu", "input_type_shape": [{"float": [1, 8]}], "output_type_shape": [{"float": [1, 8]}]}
+    runs = [(10, 3), (11, 1), (30, 1), (40, 2), (12, 9)]  # in a slow spell the third and fourth
+    events = [{"cat": "Node", "name": f"{name}_kernel_time", "dur": dur, "args": args}
+              for run in runs for name, dur in zip(("conv", "relu"), run, strict=True)]
+    kernels = kernels_from_profile(helper.make_graph([conv, relu], "g", [], []), events)
+    assert [k.microseconds for k in kernels] == [11.0, 1.0]  # the run of 12 us in all: not (10, 1)
+
+
+def test_a_quiet_time_sees_past_a_slow_spell_that_fills_most_of_the_window():
+    """Three runs in five slowed by a spell move a median by half; the quiet mean stays at the machine's speed."""
+    times = [1.0, 1.5, 1.5, 1.0, 1.5] * 4
+    assert profile.quiet_mean(times) == 1.0 and float(np.median(times)) == 1.5
 
 
 @pytest.mark.parametrize("sessions, kept", [(1, b"slow"), (2, b"fast")])
@@ -511,7 +530,7 @@ def test_host_check_brings_the_truth_back_to_the_fit_speed(tmp_path, monkeypatch
     fit_ms = predictor.predict(network_kernels(model, 1, predictor.disabled_optimizers())).ms
     here = uniform_drift(1.5 if read_by_caller else 1.1)
     monkeypatch.setattr(validate, "DriftPanel", lambda predictor, threads: SimpleNamespace(drift=lambda: here))
-    monkeypatch.setattr(validate, "_median_ms", lambda model, threads, inputs, plan: fit_ms * 1.1)
+    monkeypatch.setattr(validate, "_quiet_ms", lambda model, threads, inputs, plan: fit_ms * 1.1)
     check = validate.check_on_host(model, "fp32", 1, predictor=predictor,
                                    drift=uniform_drift(1.1) if read_by_caller else None)
     assert check.drift == pytest.approx(1.1) and check.predictor_error == pytest.approx(0.0, abs=1e-12)
@@ -577,7 +596,7 @@ def test_host_check_splits_the_error_between_the_regressors_and_the_rest(tmp_pat
     profiled = [kernel(kind, m, 1.1 * 1.2 * true_us(m)) for kind, m in zip(kinds, macs, strict=True)]
     own_ms = (CALL_US + sum(1.2 * true_us(m) + PER_KERNEL_US for m in macs)) / 1e3
     monkeypatch.setattr(validate, "profile_model", lambda *args, **kwargs: profiled)
-    monkeypatch.setattr(validate, "_median_ms", lambda model, threads, inputs, plan: 1.1 * 1.05 * own_ms)
+    monkeypatch.setattr(validate, "_quiet_ms", lambda model, threads, inputs, plan: 1.1 * 1.05 * own_ms)
     check = validate.check_on_host(tiny_classifier(tmp_path / "tiny.onnx"), "fp32", 1, predictor=predictor,
                                    drift=uniform_drift(1.1))
     assert check.own_profile_ms == pytest.approx(own_ms)
@@ -588,19 +607,18 @@ def test_host_check_splits_the_error_between_the_regressors_and_the_rest(tmp_pat
 
 
 @needs_sklearn
-@pytest.mark.parametrize("held_out, verdict", [(None, "skip"), ({"cells": 9, "within_10": 0.9, "within_25": 1.0,
-                                                                 "worst": 0.2, "source": "test", "date": "d"}, "pass")])
-def test_a_target_with_a_predictor_names_it_and_passes_only_once_its_error_is_measured(
-        pytester, tiny_card, image_folder, held_out, verdict):
-    """tda4vm INT8 is calibrated (the roofline may pass there); a predictor never measured against held-out
-    networks may not."""
+@pytest.mark.parametrize("held_out", [None, {"cells": 9, "within_10": 0.9, "within_25": 1.0, "worst": 0.2,
+                                               "source": "test", "date": "d"}])
+def test_a_target_with_a_predictor_names_it_and_never_passes_on_it(pytester, tiny_card, image_folder, held_out):
+    """tda4vm INT8 is calibrated (the roofline may pass there); the predictor's quiet run is judged as a lower
+    bound on the p99 a measurement asserts, its held-out error measured or not: within the limit it skips."""
     synthetic_predictor(held_out).save(predictor_path("tda4vm"))
     pytester.makepyfile(test_ncap=SUITE.read_text())
     pytester.runpytest("-m", "ncap", "--platform", "tda4vm", "--model", str(tiny_card), "--dataset",
                        str(image_folder), "--precision", "int8", *FAST)
     (latency,) = [r for r in records(pytester) if r["metric"] == "latency"]
-    assert latency["verdict"] == verdict and latency["grade"] == "projected"
-    assert "kernel predictor for host" in latency["method"]
+    assert latency["verdict"] == "skip" and latency["grade"] == "projected"
+    assert "kernel predictor for host" in latency["method"] and "lower bound" in latency["message"]
     assert latency["predictor_fitted"] == "2026-01-02T03:04:05+00:00"
     assert latency["roofline_ms"] > 0 and latency["known_error"] == (held_out or "not measured")
 

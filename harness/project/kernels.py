@@ -21,7 +21,7 @@ import onnx
 import onnxruntime as ort
 
 from harness.errors import NcapError
-from harness.runtimes.onnxruntime.profile import layer_profile, standard_normal
+from harness.runtimes.onnxruntime.profile import layer_profile, quiet_runs, standard_normal
 
 # One row of numbers per kernel, the regressors' input (log-scaled there): what decides a CPU kernel's time.
 FEATURES = ("macs", "input_elements", "output_elements", "weight_elements", "kernel_area", "stride", "groups",
@@ -54,7 +54,7 @@ def has_weights(kind: str) -> bool:
 
 def profile_model(model: Path | bytes, feeds: dict[str, np.ndarray], threads: int, runs: int = 3,
                   warmup: int = 2, disabled_optimizers: tuple[str, ...] = (), sessions: int = 1) -> list[Kernel]:
-    """Run the model `runs` times under ONNX Runtime's profiler and return its kernels with their mean times (in the
+    """Run the model `runs` times under ONNX Runtime's profiler and return its kernels with their quiet times (in the
     fastest of `sessions` sessions, see `layer_profile`)."""
     events, graph = layer_profile(model, feeds, threads, runs, warmup, disabled_optimizers, sessions=sessions)
     return kernels_from_profile(onnx.load_from_string(graph).graph, events, skip_runs=warmup)
@@ -63,13 +63,12 @@ def profile_model(model: Path | bytes, feeds: dict[str, np.ndarray], threads: in
 def kernels_from_profile(graph: onnx.GraphProto, events: list[dict[str, Any]], skip_runs: int = 0,
                          evict_bytes: int = 0) -> list[Kernel]:
     """The kernels of an ONNX Runtime profile (its JSON events) joined with the optimised graph it ran, in order of
-    execution; each kernel's time is the mean over the profiled runs after the first `skip_runs`. `evict_bytes`:
-    the memory touched between runs besides the graph's (harness.runtimes.onnxruntime.profile.evictor)."""
+    execution; each kernel's time is its mean over the quiet runs after the first `skip_runs` (`_quiet_times`).
+    `evict_bytes`: the memory touched between runs besides the graph's (runtimes.onnxruntime.profile.evictor)."""
     nodes = {node.name: node for node in graph.node}
     weights = {init.name: list(init.dims) for init in graph.initializer}
-    times: dict[str, list[float]] = defaultdict(list)
+    runs: list[dict[str, float]] = []  # each run's kernel times by node name
     shapes: dict[str, dict[str, Any]] = {}
-    run = -1
     for event in events:
         if not event.get("name", "").endswith("_kernel_time"):
             continue
@@ -77,9 +76,9 @@ def kernels_from_profile(graph: onnx.GraphProto, events: list[dict[str, Any]], s
         if name not in shapes:
             shapes[name] = event["args"]
         if name == next(iter(shapes)):
-            run += 1  # the first node of the graph starts a run
-        if run >= skip_runs:
-            times[name].append(float(event["dur"]))
+            runs.append({})  # the first node of the graph starts a run
+        runs[-1][name] = float(event["dur"])
+    times = _quiet_times(runs[skip_runs:])
     # a node the saved graph leaves unnamed (the session names it when it loads) is the next unnamed one of its op
     unnamed: dict[str, list[onnx.NodeProto]] = defaultdict(list)
     for node in graph.node:
@@ -94,7 +93,7 @@ def kernels_from_profile(graph: onnx.GraphProto, events: list[dict[str, Any]], s
     features = {name: _features(known[name], args, weights) for name, args in shapes.items()}
     working_set = evict_bytes + sum(_held_bytes(kinds[name], features[name]) for name in shapes)
     return [Kernel(name, kinds[name], features[name] | {"working_set": working_set},
-                   _trimmed_mean(times[name]) if times[name] else None)
+                   times.get(name))
             for name in shapes]
 
 
@@ -164,12 +163,14 @@ def _conv_weight(weight_shapes: list[list[int]], inputs: list[list[int]]) -> lis
                 inputs[1] if len(inputs) > 1 and len(inputs[1]) == 4 else [1, 1, 1, 1])
 
 
-def _trimmed_mean(values: list[float]) -> float:
-    """The mean without the slowest tenth: the profile counts whole microseconds, so a mean resolves short
-    kernels a median cannot, and an interrupt in a run is not the kernel's time."""
-    ordered = sorted(values)
-    kept = ordered[: max(1, math.ceil(len(ordered) * 0.9))]
-    return float(np.mean(kept))
+def _quiet_times(runs: list[dict[str, float]]) -> dict[str, float]:
+    """Each kernel's mean time over the runs at the machine's quiet speed, the fastest by their kernels' total
+    (`quiet_runs`), as a block's wall time and the held-out truth are timed. Whole runs are chosen, not each
+    kernel's fastest times: the profile counts whole microseconds, and a kernel's own fastest would be its
+    rounded-down ones."""
+    quiet = [runs[index] for index in quiet_runs([sum(run.values()) for run in runs])] if runs else []
+    names = {name for run in quiet for name in run}
+    return {name: float(np.mean([run[name] for run in quiet if name in run])) for name in names}
 
 
 def network_kernels(model: Path, threads: int, disabled_optimizers: tuple[str, ...] = ()) -> list[Kernel]:

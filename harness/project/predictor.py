@@ -34,9 +34,10 @@ from harness.project.kernels import FEATURES, Kernel, has_weights
 # blocks, on a working set capped at WORKING_SET_CAP; 7: each block profiled in the faster of two sessions
 # (runtimes.onnxruntime.profile.layer_profile); 8: each type's profiler cost bounded by its kernels' times
 # (`overheads`); 9: samples brought to the plan's speed by a drift panel, by kernel size (profiling.at_plan_speed);
-# 10: a convolution's input_elements count its data input alone, not a fused Add's (kernels._features).
+# 10: a convolution's input_elements count its data input alone, not a fused Add's (kernels._features); 11: wall
+# and kernel times are the runs' quiet means, not medians and trimmed means (runtimes.onnxruntime.profile.quiet_mean).
 # A held-out error measured on an earlier format is not this fit's
-FORMAT = "dms-ncap kernel predictor 10"
+FORMAT = "dms-ncap kernel predictor 11"
 MIN_SAMPLES = 5  # a kernel type with fewer is predicted by the pooled regressor over all types
 FOREST = {"n_estimators": 100, "random_state": 0, "n_jobs": 1}
 TREE_SAMPLES = 20_000  # each tree's bootstrap sample at most: fitting time stays bounded as board runs add samples

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 import numpy as np
 from pydantic import BaseModel, Field, TypeAdapter, ValidationError
@@ -20,14 +20,14 @@ from harness.project.host import host_roofline
 from harness.project.kernels import profile_model, standard_normal_feeds
 from harness.project.predictor import Prediction, Predictor
 from harness.project.projection import project
-from harness.runtimes.onnxruntime.profile import PROFILE_SESSIONS, WALL_S, seconds_per_run
+from harness.runtimes.onnxruntime.profile import PROFILE_SESSIONS, WALL_S, quiet_mean, seconds_per_run
 from harness.runtimes.onnxruntime.runner import OnnxRuntimeRunner
 
 
 @dataclass(frozen=True)
 class HostCheck:
     projected_ms: float  # the roofline's
-    measured_ms: float  # median of the measured latencies: a projection predicts the typical run
+    measured_ms: float  # the quiet mean of the measured latencies (profile.quiet_mean), as the fit's blocks are timed
     prediction: Prediction | None = None  # the kernel predictor's, where one was given
     drift: float = 1.0  # the machine's speed since the fit for this network's kernels (DriftPanel, Drift.at)
     own_profile_ms: float = float("nan")  # the network's own profile at the fit's speed (Predictor.own_profile_ms)
@@ -101,7 +101,7 @@ class DriftPanel:
 
 def check_on_host(model: Path, precision: str, threads: int, plan: LatencyPlan = QUICK_PLAN,
                   predictor: Predictor | None = None, drift: Drift | None = None) -> HostCheck:
-    """The roofline's projection (and the predictor's, when given) beside the artifact's measured median, on a
+    """The roofline's projection (and the predictor's, when given) beside the artifact's measured quiet time, on a
     seeded standard-normal input. With a predictor the machine's drift since the fit is taken out of the truth
     rather than read as error: `drift` as the caller read it on a DriftPanel (once a round over many networks),
     else read here on a new panel just before the artifact is timed. The artifact is then profiled: its kernels
@@ -110,9 +110,9 @@ def check_on_host(model: Path, precision: str, threads: int, plan: LatencyPlan =
     projected = project(model, host_roofline(precision, threads)).latency_ms
     inputs = next(iter(standard_normal_feeds(model).values()))
     if predictor is None:
-        return HostCheck(projected, _median_ms(model, threads, inputs, plan))
+        return HostCheck(projected, _quiet_ms(model, threads, inputs, plan))
     reading = DriftPanel(predictor, threads).drift() if drift is None else drift
-    measured = _median_ms(model, threads, inputs, plan)
+    measured = _quiet_ms(model, threads, inputs, plan)
     # profiled as the fit's blocks are, in the faster of two sessions; a 0.2 ms network's 10 runs were too few to split
     runs = int(np.clip(PROFILE_S / PROFILE_SESSIONS / (measured / 1e3), 10, 50))
     kernels = profile_model(model, standard_normal_feeds(model), threads, runs, warmup=2,
@@ -124,9 +124,9 @@ def check_on_host(model: Path, precision: str, threads: int, plan: LatencyPlan =
                      predictor.own_profile_ms(at_fit_speed))
 
 
-def _median_ms(model: Path, threads: int, inputs: np.ndarray, plan: LatencyPlan) -> float:
+def _quiet_ms(model: Path, threads: int, inputs: np.ndarray, plan: LatencyPlan) -> float:
     with OnnxRuntimeRunner(model, threads=threads) as runner:
-        return float(np.median(time_inferences(runner, inputs, plan).samples_ms))
+        return quiet_mean(time_inferences(runner, inputs, plan).samples_ms)
 
 
 def share_within(errors: list[float], bound: float) -> float:
@@ -146,9 +146,10 @@ class EvaluatedCell(BaseModel):
     fit: str | None = None  # when the evaluated predictor was fitted (its record's `fitted`); None: no predictor
     roofline_ms: Measured
     predicted_ms: float
-    measured_ms: Measured  # the median of the rounds' medians, as measured
+    measured_ms: Measured  # the median of the rounds' times, as measured
     drift: Measured  # the machine's speed over the fit's for this network's kernels (median over the rounds)
     truth_ms: Measured  # the median of the rounds, each brought back to the fit's speed by its drift
+    timed: Literal["median", "quiet"] = "median"  # a round's time: its runs' quiet mean (files before 12-04: median)
     rounds_ms: list[Measured]
     truth_spread: Finite  # the median of the odd rounds over the even ones', less 1
     roofline_error: Finite
@@ -176,11 +177,11 @@ def load_evaluation(path: Path) -> list[EvaluatedCell]:
 
 
 def truth_moves(now: list[EvaluatedCell], then: list[EvaluatedCell]) -> tuple[dict[tuple[str, str], float], bool]:
-    """How far each cell the two evaluations share moved between them: its truth now over then, less 1; and
-    whether both evaluated one fit. Only then are both truths at one speed, the fit's (its drift panel is re-timed
-    against the fit's own blocks); else the medians as measured are compared."""
-    earlier = {(cell.model, cell.recipe): cell for cell in then}
-    shared = [(cell, earlier[cell.model, cell.recipe]) for cell in now if (cell.model, cell.recipe) in earlier]
+    """How far each cell the two evaluations share (timed alike) moved between them: its truth now over then,
+    less 1; and whether both evaluated one fit. Only then are both truths at one speed, the fit's (its drift panel
+    is re-timed against the fit's own blocks); else the times as measured are compared."""
+    earlier = {(cell.model, cell.recipe, cell.timed): cell for cell in then}
+    shared = [(cell, earlier[key]) for cell in now if (key := (cell.model, cell.recipe, cell.timed)) in earlier]
     same = bool(shared) and all(_one_fit(a, b) for a, b in shared)
     return ({(a.model, a.recipe): (a.truth_ms / b.truth_ms if same else a.measured_ms / b.measured_ms) - 1
              for a, b in shared}, same)
