@@ -79,6 +79,14 @@ def test_an_evaluation_read_back_gives_how_far_each_shared_cell_s_truth_moved(tm
         pytest.approx({("a", "fp32"): 0.2}), True)
 
 
+def test_truths_timed_differently_are_not_compared():
+    """Rounds timed by their runs' median (files before format 11) and by their quiet mean measure different
+    things: a network in a slow spell moves one and not the other."""
+    quiet = _evaluated("a", 1.0, 1.0, 0.9).model_copy(update={"timed": "quiet"})
+    assert validate.truth_moves([quiet], [_evaluated("a", 1.5, 1.5, 0.9)]) == ({}, False)
+    assert validate.pooled_truths([quiet], [[_evaluated("a", 1.5, 1.5, 0.9)]]) == {("a", "fp32"): [1.0]}
+
+
 @pytest.mark.parametrize(("content", "problem", "fix"), [
     (b"[{\"model\": \"a\"}]", "field 0.recipe: Field required", "wrote with --json"),
     (b"not JSON", "is not an evaluation (JSONDecodeError)", "wrote with --json"),
