@@ -145,13 +145,13 @@ def test_features_come_from_the_profile_and_the_graph_after_the_warm_up():
 def test_kernel_times_come_from_the_quiet_runs_whole():
     """A kernel's time is its mean over the fastest fifth of the runs by their total, not its own fastest times:
     the profile counts whole microseconds, and each kernel's own fastest would be its rounded-down ones."""
-    conv = helper.make_node("Relu", ["x"], ["y"], name="conv")
-    relu = helper.make_node("Relu", ["y"], ["z"], name="relu")
+    first = helper.make_node("Relu", ["x"], ["y"], name="first")
+    second = helper.make_node("Relu", ["y"], ["z"], name="second")
     args = {"op_name": "Relu", "input_type_shape": [{"float": [1, 8]}], "output_type_shape": [{"float": [1, 8]}]}
     runs = [(10, 3), (11, 1), (30, 1), (40, 2), (12, 9)]  # in a slow spell the third and fourth
     events = [{"cat": "Node", "name": f"{name}_kernel_time", "dur": dur, "args": args}
-              for run in runs for name, dur in zip(("conv", "relu"), run, strict=True)]
-    kernels = kernels_from_profile(helper.make_graph([conv, relu], "g", [], []), events)
+              for run in runs for name, dur in zip(("first", "second"), run, strict=True)]
+    kernels = kernels_from_profile(helper.make_graph([first, second], "g", [], []), events)
     assert [k.microseconds for k in kernels] == [11.0, 1.0]  # the run of 12 us in all: not (10, 1)
 
 
