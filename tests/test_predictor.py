@@ -325,13 +325,23 @@ def test_sampled_convolutions_include_stems_and_stage_transitions():
     drawn = [blocks.sample_config(rng, "fp32") for _ in range(3000)]
     convs = [c for c in drawn if c["block"] == "conv"]
     assert len(convs) / len(drawn) > 0.2  # three in eleven, where each of the nine blocks alike would be one in nine
-    dense = [c for c in convs if not c["depthwise"] and "architecture" not in c]
+    dense = [c for c in convs if not c["depthwise"] and "architecture" not in c
+             and not (c["size"] <= 4 and c["channels"] >= 128)]  # nor a late stage's (the test below)
     stems = [c for c in dense if c["channels"] == 3]
     assert 0.25 < len(stems) / len(dense) < 0.42
     transitions = [c for c in dense if c["channels"] > 3 and c["out_channels"] in
                    {2 * c["channels"], 4 * c["channels"], c["channels"] // 2}]
     assert len(transitions) / (len(dense) - len(stems)) > 0.35
     assert all(c["out_channels"] % 8 == 0 for c in dense)
+
+
+def test_a_share_of_convolutions_and_residual_pairs_is_a_late_stages_weight_bound_3x3():
+    """Many channels on 2-4 pixels, where a 3x3 convolution streams its weights: otherwise a handful in a plan."""
+    rng = np.random.default_rng(0)
+    drawn = [blocks.sample_config(rng, "fp32", block) for block in ("conv", "residual") for _ in range(500)]
+    late = [c for c in drawn if c["size"] <= 4 and c["channels"] >= 128 and c.get("kernel", 3) == 3
+            and not c.get("depthwise") and "architecture" not in c]
+    assert 0.1 < len(late) / len(drawn) < 0.3  # 6 % without the share
 
 
 def test_half_the_convolutions_are_layers_of_published_architectures_outside_the_zoos_families():
