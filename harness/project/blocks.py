@@ -41,10 +41,12 @@ from harness.runtimes.onnxruntime.profile import standard_normal
 BLOCKS = ("conv", "residual", "inverted", "squeeze_excite", "pool", "head", "csp", "upsample", "detect")
 # how often each block is sampled: the single convolution spans what the others fix (a stem on the image, widening
 # and narrowing, any kernel and stride), and its samples are the plan's quickest
-BLOCK_WEIGHTS = {"conv": 3.0}
-STEMS = 1 / 3  # of the non-depthwise convolutions: on the image's 3 channels, one per network and a large share of
-# a small one (DMS-Net's stem is half of its INT8 time). At 1 in 4 of them, with convolutions drawn as often as any
-# block (stems 2 % of the blocks, 6 % now), the forests predicted DMS-Net's from 16-output stems: +14 % (measured)
+BLOCK_WEIGHTS = {"conv": 4.0}
+STEMS = 0.4  # of the convolutions: on the image's 3 channels, one per network and a large share of a small one
+# (DMS-Net's stem is half of its INT8 time; at 16 outputs that time is its im2col's, per pixel, not per MAC). As a
+# third of the regular dense convolutions, a 25-minute plan drew 40 stems over three precisions (1.8 % of its blocks)
+# and DMS-Net pruned INT8's stem was predicted at half its time (-24 %); 200 more stems (1.5 minutes) took profile
+# 14's 18 held-out cells from 67 % to 83 % within +/-10 % (offline, docs/latency-prediction.md)
 ACTIVATIONS = ("none", "Relu", "HardSwish", "SiLU")  # SiLU as exported: Sigmoid and Mul (ORT fuses it)
 GLOBAL_POOLS = ("GlobalAveragePool", "ReduceMean")  # PyTorch's exporter writes AdaptiveAvgPool2d(1) as either
 MAX_MACS = 1e9  # a block's cap: a 640x640 detector's largest convolution (YOLOv8-s: 128 -> 128 3x3 at 80x80, 0.94 G).
@@ -91,6 +93,7 @@ def sample_config(rng: np.random.Generator, precision: str, block: str | None = 
         block = str(rng.choice(BLOCKS, p=weights / weights.sum()))
     while True:
         late = block in ("conv", "residual") and rng.random() < LATE_STAGE
+        stem = block == "conv" and not late and rng.random() < STEMS
         if late:
             channels, size = _channels(rng, low=128), int(rng.choice(LATE_SIZES))
         else:
@@ -103,6 +106,10 @@ def sample_config(rng: np.random.Generator, precision: str, block: str | None = 
             config |= {"out_channels": _out_channels(rng, channels), "kernel": 3,
                        "stride": int(rng.choice([1, 2], p=[.7, .3])), "depthwise": False,
                        "activation": str(rng.choice(ACTIVATIONS))}
+        elif block == "conv" and stem:
+            config |= {"channels": 3, "size": int(rng.choice(INPUT_SIZES)), "out_channels": _channels(rng, high=128),
+                       "kernel": int(rng.choice([3, 5, 7])), "stride": int(rng.choice([1, 2], p=[.7, .3])),
+                       "depthwise": False, "activation": str(rng.choice(ACTIVATIONS))}
         elif block == "conv" and rng.random() < ARCHITECTURE_SHARE:
             layer, size = sample_layer(rng, int(rng.choice(INPUT_SIZES)))
             config |= {"channels": layer.in_channels, "size": size, "out_channels": layer.out_channels,
@@ -115,9 +122,6 @@ def sample_config(rng: np.random.Generator, precision: str, block: str | None = 
                        "kernel": int(kernel),
                        "stride": int(rng.choice([1, 2], p=[.7, .3])), "depthwise": depthwise,
                        "activation": str(rng.choice(ACTIVATIONS))}
-            if not depthwise and rng.random() < STEMS:
-                config |= {"channels": 3, "size": int(rng.choice(INPUT_SIZES)), "kernel": int(rng.choice([3, 5, 7])),
-                           "out_channels": _channels(rng, high=128)}
         elif block == "inverted":
             config |= {"expansion": int(rng.choice([1, 3, 4, 6])), "kernel": int(rng.choice([3, 5])),
                        "stride": int(rng.choice([1, 2])), "activation": str(rng.choice(ACTIVATIONS[1:]))}
