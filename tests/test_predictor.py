@@ -346,7 +346,7 @@ def test_a_share_of_convolutions_and_residual_pairs_is_a_late_stages_weight_boun
     assert 0.1 < len(late) / len(drawn) < 0.3  # 6 % without the share
 
 
-def test_half_the_convolutions_are_layers_of_published_architectures_outside_the_zoos_families():
+def test_half_the_other_convolutions_are_layers_of_published_architectures_outside_the_zoos_families():
     """LitePred's sampling: a share of the convolutions is a real layer (channels, kernel, stride, depthwise as
     its architecture has them, its size scaled to an input CNNs are fed), never from the zoo's own families."""
     layers = architectures.architecture_layers()

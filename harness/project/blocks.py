@@ -66,8 +66,9 @@ STAGE_PRIOR = 0.5
 # 13 took its 18 held-out cells from 44 % to 67 % within +/-10 % (offline, docs/latency-prediction.md)
 LATE_STAGE = 0.15
 LATE_SIZES = (2, 3, 4)
-# Half the convolutions are a published architecture's layer at an input size CNNs are fed (harness.project.
-# architectures): the ranges above still leave a network's own kernels few near neighbours in a 25-minute plan
+# Half the convolutions that are neither stems nor late stages are a published architecture's layer at an input size
+# CNNs are fed (harness.project.architectures): the ranges above still leave a network's own kernels few near
+# neighbours in a 25-minute plan
 ARCHITECTURE_SHARE = 0.5
 BASE_WIDTHS = (16, 24, 32, 48, 64)  # a CNN's channels after its stem
 MAX_COPIES = 16  # copies of a block side by side: working sets from one block's to a large network's
