@@ -104,13 +104,10 @@ def sample_config(rng: np.random.Generator, precision: str, block: str | None = 
                           "evict_mb": int(round(math.exp(rng.uniform(0, math.log(MAX_EVICT_MB)))))
                           if rng.random() < EVICTING else 0}
         if block == "conv" and late:
-            config |= {"out_channels": _out_channels(rng, channels), "kernel": 3,
-                       "stride": int(rng.choice([1, 2], p=[.7, .3])), "depthwise": False,
-                       "activation": str(rng.choice(ACTIVATIONS))}
+            config |= _dense(rng, _out_channels(rng, channels), 3)
         elif block == "conv" and stem:
-            config |= {"channels": 3, "size": int(rng.choice(INPUT_SIZES)), "out_channels": _channels(rng, high=128),
-                       "kernel": int(rng.choice([3, 5, 7])), "stride": int(rng.choice([1, 2], p=[.7, .3])),
-                       "depthwise": False, "activation": str(rng.choice(ACTIVATIONS))}
+            config |= {"channels": 3, "size": int(rng.choice(INPUT_SIZES))}
+            config |= _dense(rng, _channels(rng, high=128), int(rng.choice([3, 5, 7])))
         elif block == "conv" and rng.random() < ARCHITECTURE_SHARE:
             layer, size = sample_layer(rng, int(rng.choice(INPUT_SIZES)))
             config |= {"channels": layer.in_channels, "size": size, "out_channels": layer.out_channels,
@@ -255,6 +252,12 @@ def _out_channels(rng: np.random.Generator, channels: int) -> int:
     if rng.random() < 0.5:
         return 8 * max(1, round(channels * float(rng.choice([0.5, 2.0, 2.0, 4.0])) / 8))
     return _channels(rng)
+
+
+def _dense(rng: np.random.Generator, out_channels: int, kernel: int) -> Config:
+    """A dense convolution's keys with its stride and activation drawn (a late stage's, a stem's)."""
+    return {"out_channels": out_channels, "kernel": kernel, "stride": int(rng.choice([1, 2], p=[.7, .3])),
+            "depthwise": False, "activation": str(rng.choice(ACTIVATIONS))}
 
 
 def _channels(rng: np.random.Generator, high: int = 1024, low: int = 8) -> int:
