@@ -19,6 +19,7 @@ from harness.project import architectures, blocks, profiling, validate
 from harness.project.drift import Drift
 from harness.project.kernels import FEATURES, Kernel, kernels_from_profile, network_kernels, profile_model
 from harness.project.predictor import (
+    EVICTED_MIN_WEIGHT_BYTES,
     Predictor,
     PredictorRecord,
     Sample,
@@ -295,15 +296,23 @@ def test_the_copies_of_a_kernel_in_one_block_are_one_sample_at_their_mean_time()
     assert [k.microseconds for k in by_kind["Conv:float"]] == [11.0] and len(by_kind["Relu:float"]) == 1
 
 
-def test_the_weightless_kernels_of_an_evicting_block_are_left_out_of_the_fit():
-    """After an eviction a block's reorders and activations read cold inputs no network's kernels read; its
-    convolutions' cold weights are what the eviction is for, and a block that evicts nothing keeps every kernel."""
+def test_an_evicting_blocks_kernels_are_fitted_only_where_they_read_a_megabyte_of_weights_or_more():
+    """After an eviction a block's reorders, activations and small convolutions find their input, code and state cold,
+    where a network's kernel before leaves them warm; a large convolution's cold weights are what the eviction is
+    for, and a block that evicts nothing keeps every kernel."""
+    def conv(weight_bytes, us):  # FP32: 4 bytes a weight
+        features = dict.fromkeys(FEATURES, 1.0) | {"macs": weight_bytes, "weight_elements": weight_bytes / 4}
+        return Kernel(f"conv{weight_bytes:g}", "nchwc.Conv:float", features, us)
+
     def block(evict_mb):
         return Sample({"block": "conv", "evict_mb": evict_mb}, None,
-                      [kernel("nchwc.Conv:float", 1e4, 12.0), kernel("nchwc.ReorderOutput:float", 10, 5.0)])
+                      [conv(EVICTED_MIN_WEIGHT_BYTES, 300.0), conv(EVICTED_MIN_WEIGHT_BYTES / 2, 150.0),
+                       kernel("nchwc.ReorderOutput:float", 10, 5.0)])
     evicting = timed_by_kind([block(8)])
-    assert len(evicting["nchwc.Conv:float"]) == 1 and "nchwc.ReorderOutput:float" not in evicting
-    assert len(timed_by_kind([block(0)])["nchwc.ReorderOutput:float"]) == 1
+    assert [k.microseconds for k in evicting["nchwc.Conv:float"]] == [300.0]
+    assert "nchwc.ReorderOutput:float" not in evicting
+    kept = timed_by_kind([block(0)])
+    assert len(kept["nchwc.Conv:float"]) == 2 and len(kept["nchwc.ReorderOutput:float"]) == 1
 
 
 def test_working_sets_past_the_cap_are_one_to_the_regressors():

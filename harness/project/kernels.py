@@ -46,10 +46,15 @@ class Kernel:
     def row(self) -> list[float]:
         return [self.features[name] for name in FEATURES]
 
+    @property
+    def weight_bytes(self) -> float:
+        """The bytes of the weights (and other constants) it reads, at their stored width."""
+        return element_bytes(self.kind) * self.features["weight_elements"]
 
-def has_weights(kind: str) -> bool:
-    """Whether a kernel type reads a weight tensor (a convolution or a matrix product), not only activations."""
-    return kind.split(":", 1)[0].rsplit(".", 1)[-1] in CONV_OPS | MATMUL_OPS
+
+def element_bytes(kind: str) -> int:
+    """The bytes of one element of a kernel type's data, by its input's element type (the end of its name)."""
+    return ELEMENT_BYTES.get(kind.rsplit(":", 1)[-1], 4)
 
 
 def profile_model(model: Path | bytes, feeds: dict[str, np.ndarray], threads: int, runs: int = 3,
@@ -100,8 +105,7 @@ def kernels_from_profile(graph: onnx.GraphProto, events: list[dict[str, Any]], s
 def _held_bytes(kind: str, features: dict[str, float]) -> float:
     """What a kernel adds to its graph's working set: its weights and its output. Between two runs of a kernel
     the rest of the graph touches the whole set, so its data stays in a cache only where the whole set fits."""
-    element = ELEMENT_BYTES.get(kind.rsplit(":", 1)[-1], 4)
-    return element * (features["weight_elements"] + features["output_elements"])
+    return element_bytes(kind) * (features["weight_elements"] + features["output_elements"])
 
 
 def _next(candidates: list[onnx.NodeProto], name: str, args: dict[str, Any]) -> onnx.NodeProto:

@@ -28,22 +28,29 @@ from scipy.optimize import lsq_linear
 from harness import cache
 from harness.errors import NcapError
 from harness.project.blocks import MAX_EVICT_MB, Config, evict_bytes
-from harness.project.kernels import FEATURES, Kernel, has_weights
+from harness.project.kernels import FEATURES, Kernel
 
 # 5: an INT8 max pool's MACs count its window, as other pools' do; 6: fitted without the weightless kernels of evicting
 # blocks, on a working set capped at WORKING_SET_CAP; 7: each block profiled in the faster of two sessions
 # (runtimes.onnxruntime.profile.layer_profile); 8: each type's profiler cost bounded by its kernels' times
 # (`overheads`); 9: samples brought to the plan's speed by a drift panel, by kernel size (profiling.at_plan_speed);
 # 10: a convolution's input_elements count its data input alone, not a fused Add's (kernels._features); 11: wall
-# and kernel times are the runs' quiet means, not medians and trimmed means (runtimes.onnxruntime.profile.quiet_mean).
+# and kernel times are the runs' quiet means, not medians and trimmed means (runtimes.onnxruntime.profile.quiet_mean);
+# 12: of an evicting block, only kernels of EVICTED_MIN_WEIGHT_BYTES or more of weights are fitted (`timed_kernels`).
 # A held-out error measured on an earlier format is not this fit's
-FORMAT = "dms-ncap kernel predictor 11"
+FORMAT = "dms-ncap kernel predictor 12"
 MIN_SAMPLES = 5  # a kernel type with fewer is predicted by the pooled regressor over all types
 FOREST = {"n_estimators": 100, "random_state": 0, "n_jobs": 1}
 TREE_SAMPLES = 20_000  # each tree's bootstrap sample at most: fitting time stays bounded as board runs add samples
 MIN_US = 0.1  # the profile counts whole microseconds: a kernel timed at 0 took less than 1
 COST_QUANTILE = 0.1  # a type's profiler cost is at most the time of this quantile of its profiled kernels
 CV_TREES = 30  # the adaptive plan's cross-validation only ranks regions: a smaller forest is enough
+# A block evicts memory between its runs for its large kernels, whose weights no number of copies surrounds with a
+# network's working set. A kernel of fewer weights finds more than its weights cold after an eviction (its input,
+# its code, the runtime's state) where in a network the kernel before leaves them warm: 1x1 convolutions on one
+# pixel took 2-9 us in evicting blocks, 1.3-2 us in MobileNetV3-Small (Intel Xeon host, profile 17). Below 1 MB
+# (tens of microseconds to stream from memory, against a few for the rest) an evicting block's kernel is left out
+EVICTED_MIN_WEIGHT_BYTES = 1 << 20
 # A network's working set is summed over its kernels' weights and outputs, though ONNX Runtime reuses activation
 # memory (YOLOv8-s sums to 444 MB). Past the plan's largest eviction, twice a large last-level cache, a kernel finds
 # none of its data cached whatever the sum: uncapped, blocks of many large copies taught YOLOv8-s's activations
@@ -205,16 +212,17 @@ def timed_by_kind(samples: list[Sample]) -> dict[str, list[Kernel]]:
 def timed_kernels(samples: list[Sample]) -> list[tuple[int, Kernel]]:
     """(index of the sample, kernel) for the samples' timed kernels, each timed as `wall_timed` says; the kernels
     of a block's copies (one type, the same features) are one kernel at their mean time. A block's memory evicted
-    between runs stands for the rest of a network leaving a kernel's weights cold; a kernel without weights reads
-    only the kernel before's output, in the caches in a network, but cold after an eviction (small reorders took
-    4-7 us after one, 0.5-1.7 without: measured), so those are left out."""
+    between runs stands for the rest of a network leaving a large kernel's weights cold; a kernel of under
+    EVICTED_MIN_WEIGHT_BYTES of weights (a reorder, an activation, a small convolution) finds its input and more
+    cold after an eviction, warm in a network (small reorders took 4-7 us after one, 0.5-1.7 without: measured), so
+    those are left out."""
     fitted = overheads(samples)
     timed = []
     for index, sample in enumerate(samples):
         evicted = evict_bytes(sample.block) > 0
         alike: dict[tuple[str, tuple[float, ...]], list[Kernel]] = defaultdict(list)
         for kernel in wall_timed(sample, fitted):
-            if evicted and not has_weights(kernel.kind):
+            if evicted and kernel.weight_bytes < EVICTED_MIN_WEIGHT_BYTES:
                 continue
             alike[kernel.kind, tuple(kernel.row())].append(kernel)
         for (kind, _), kernels in alike.items():
