@@ -48,8 +48,9 @@ CV_TREES = 30  # the adaptive plan's cross-validation only ranks regions: a smal
 # A block evicts memory between its runs for its large kernels, whose weights no number of copies surrounds with a
 # network's working set. A kernel of fewer weights finds more than its weights cold after an eviction (its input,
 # its code, the runtime's state) where in a network the kernel before leaves them warm: 1x1 convolutions on one
-# pixel took 2-9 us in evicting blocks, 1.3-2 us in MobileNetV3-Small (Intel Xeon host, profile 17). Below 1 MB
-# (tens of microseconds to stream from memory, against a few for the rest) an evicting block's kernel is left out
+# pixel took 2-9 us in evicting blocks, 1.3-2 us in MobileNetV3-Small (Intel Xeon host, profile 17). Below 1 MB an
+# evicting block's kernel is left out: by arithmetic, not measured, 1 MB takes 25-100 us to stream at 10-40 GB/s,
+# well past those few microseconds of the rest
 EVICTED_MIN_WEIGHT_BYTES = 1 << 20
 # A network's working set is summed over its kernels' weights and outputs, though ONNX Runtime reuses activation
 # memory (YOLOv8-s sums to 444 MB). Past the plan's largest eviction, twice a large last-level cache, a kernel finds
