@@ -19,7 +19,6 @@ from harness.project import architectures, blocks, profiling, validate
 from harness.project.drift import Drift
 from harness.project.kernels import FEATURES, Kernel, kernels_from_profile, network_kernels, profile_model
 from harness.project.predictor import (
-    EVICTED_MIN_WEIGHT_BYTES,
     Predictor,
     PredictorRecord,
     Sample,
@@ -306,13 +305,27 @@ def test_an_evicting_blocks_kernels_are_fitted_only_where_they_read_a_megabyte_o
 
     def block(evict_mb):
         return Sample({"block": "conv", "evict_mb": evict_mb}, None,
-                      [conv(EVICTED_MIN_WEIGHT_BYTES, 300.0), conv(EVICTED_MIN_WEIGHT_BYTES / 2, 150.0),
+                      [conv(blocks.EVICTED_MIN_WEIGHT_BYTES, 300.0), conv(blocks.EVICTED_MIN_WEIGHT_BYTES / 2, 150.0),
                        kernel("nchwc.ReorderOutput:float", 10, 5.0)])
     evicting = timed_by_kind([block(8)])
     assert [k.microseconds for k in evicting["nchwc.Conv:float"]] == [300.0]
     assert "nchwc.ReorderOutput:float" not in evicting
     kept = timed_by_kind([block(0)])
     assert len(kept["nchwc.Conv:float"]) == 2 and len(kept["nchwc.ReorderOutput:float"]) == 1
+
+
+def test_only_blocks_whose_weights_reach_a_megabyte_evict_and_a_share_of_those_does():
+    """An evicting block's kernels under a megabyte of weights are not fitted (the test above), so a block without
+    one would spend its eviction on nothing; of the blocks with one, about EVICTING evict. An INT8 block's weights
+    are a byte each."""
+    rng = np.random.default_rng(0)
+    for precision in ("fp32", "int8"):
+        drawn = [blocks.sample_config(rng, precision) for _ in range(2000)]
+        weight_bytes = [blocks.block_weights(c) / c["copies"] * blocks.WEIGHT_BYTES[precision] for c in drawn]
+        large = [b >= blocks.EVICTED_MIN_WEIGHT_BYTES for b in weight_bytes]
+        assert not any(c["evict_mb"] for c, big in zip(drawn, large, strict=True) if not big)
+        evicting = [c["evict_mb"] > 0 for c, big in zip(drawn, large, strict=True) if big]
+        assert len(evicting) > 100 and 0.2 < np.mean(evicting) < 0.4
 
 
 def test_working_sets_past_the_cap_are_one_to_the_regressors():

@@ -74,7 +74,17 @@ BASE_WIDTHS = (16, 24, 32, 48, 64)  # a CNN's channels after its stem
 MAX_COPIES = 16  # copies of a block side by side: working sets from one block's to a large network's
 MAX_EVICT_MB = 64  # memory touched between a block's runs: twice a 32 MB last-level cache, where nothing survives
 # it (the AMD EPYC VM of "Measured on this host" in docs/latency-prediction.md); the Intel one's 480 MB L3 held it
-EVICTING = 0.3  # the share of blocks that evict: each of a small block's ~60 runs does, up to a second a block
+# A block evicts memory between its runs for its large kernels, whose weights no number of copies surrounds with a
+# network's working set. A kernel of fewer weights finds more than its weights cold after an eviction (its input,
+# its code, the runtime's state) where in a network the kernel before leaves them warm: 1x1 convolutions on one
+# pixel took 2-9 us in evicting blocks, 1.3-2 us in MobileNetV3-Small (Intel Xeon host, profile 17). Below 1 MB an
+# evicting block's kernel is not fitted (predictor.timed_kernels), so only a block whose weights reach 1 MB evicts
+# (by arithmetic, not measured, 1 MB takes 25-100 us to stream at 10-40 GB/s, well past those few microseconds):
+# until 2026-12-04 any block could, and 311 of profile 18's 379 evicting blocks had no kernel left to fit
+EVICTED_MIN_WEIGHT_BYTES = 1 << 20
+EVICTING = 0.3  # the share of such blocks that evict: each of a small block's ~60 runs does, up to a second a block
+# bytes of a weight by the block's precision: an FP16 convolution runs as a float one on the host, its weights folded
+WEIGHT_BYTES = {"fp32": 4, "fp16": 4, "int8": 1}
 DFL_BINS = 16  # a YOLOv8 box head's distribution bins per box side
 # how a detector's box distribution is written: Ultralytics' export transposes the bins to axis 1 before its softmax;
 # written as a view, a softmax over axis 2 and a sum weighted by the bins, it runs in a third of the time per element
@@ -100,9 +110,7 @@ def sample_config(rng: np.random.Generator, precision: str, block: str | None = 
         else:
             channels, size = _stage(rng) if rng.random() < STAGE_PRIOR else (_channels(rng), _size(rng))
         config: Config = {"block": block, "precision": precision, "channels": channels, "size": size,
-                          "copies": int(round(math.exp(rng.uniform(0, math.log(MAX_COPIES))))),
-                          "evict_mb": int(round(math.exp(rng.uniform(0, math.log(MAX_EVICT_MB)))))
-                          if rng.random() < EVICTING else 0}
+                          "copies": int(round(math.exp(rng.uniform(0, math.log(MAX_COPIES)))))}
         if block == "conv" and late:
             config |= _dense(rng, _out_channels(rng, channels), 3)
         elif block == "conv" and stem:
@@ -139,6 +147,9 @@ def sample_config(rng: np.random.Generator, precision: str, block: str | None = 
         macs, weights = _per_copy(config)
         config["copies"] = min(config["copies"], int(MAX_MACS // max(macs, 1.0)),
                                int(MAX_WEIGHTS // max(weights, 1.0)))
+        large = weights * WEIGHT_BYTES[precision] >= EVICTED_MIN_WEIGHT_BYTES
+        config["evict_mb"] = (int(round(math.exp(rng.uniform(0, math.log(MAX_EVICT_MB)))))
+                              if large and rng.random() < EVICTING else 0)
         if config["copies"] >= 1:
             return config
 

@@ -27,7 +27,7 @@ from scipy.optimize import lsq_linear
 
 from harness import cache
 from harness.errors import NcapError
-from harness.project.blocks import MAX_EVICT_MB, Config, evict_bytes
+from harness.project.blocks import EVICTED_MIN_WEIGHT_BYTES, MAX_EVICT_MB, Config, evict_bytes
 from harness.project.kernels import FEATURES, Kernel
 
 # 5: an INT8 max pool's MACs count its window, as other pools' do; 6: fitted without the weightless kernels of evicting
@@ -45,13 +45,6 @@ TREE_SAMPLES = 20_000  # each tree's bootstrap sample at most: fitting time stay
 MIN_US = 0.1  # the profile counts whole microseconds: a kernel timed at 0 took less than 1
 COST_QUANTILE = 0.1  # a type's profiler cost is at most the time of this quantile of its profiled kernels
 CV_TREES = 30  # the adaptive plan's cross-validation only ranks regions: a smaller forest is enough
-# A block evicts memory between its runs for its large kernels, whose weights no number of copies surrounds with a
-# network's working set. A kernel of fewer weights finds more than its weights cold after an eviction (its input,
-# its code, the runtime's state) where in a network the kernel before leaves them warm: 1x1 convolutions on one
-# pixel took 2-9 us in evicting blocks, 1.3-2 us in MobileNetV3-Small (Intel Xeon host, profile 17). Below 1 MB an
-# evicting block's kernel is left out: by arithmetic, not measured, 1 MB takes 25-100 us to stream at 10-40 GB/s,
-# well past those few microseconds of the rest
-EVICTED_MIN_WEIGHT_BYTES = 1 << 20
 # A network's working set is summed over its kernels' weights and outputs, though ONNX Runtime reuses activation
 # memory (YOLOv8-s sums to 444 MB). Past the plan's largest eviction, twice a large last-level cache, a kernel finds
 # none of its data cached whatever the sum: uncapped, blocks of many large copies taught YOLOv8-s's activations
