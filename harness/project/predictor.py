@@ -43,8 +43,8 @@ FORMAT = "dms-ncap kernel predictor 13"
 MIN_SAMPLES = 5  # a kernel type with fewer is predicted by the pooled regressor over all types
 # A third of the features at each split (Breiman's rule for regression, R randomForest's default; scikit-learn's is
 # all of them): trees that split on all of them lean on the same few nearest samples, which a 25-minute plan has a
-# handful of in a region. On three profiles' held-out cells (Intel Xeon host, 2026-12-04) the mean absolute error
-# went from 8.1, 9.7 and 10.1 % to 6.0, 9.1 and 7.7 %, the bias from +7.5..+8.5 % to +4.0..+7.4 % (offline)
+# handful of in a region. Chosen on three profiles' held-out cells (Intel Xeon host, 2026-12-04; mean absolute error
+# 8.1, 9.7, 10.1 % -> 6.0, 9.1, 7.7 %, offline), then a fourth profile fitted with it: 6.4 % (refitted with all, 9.3 %)
 FOREST = {"n_estimators": 100, "max_features": 1 / 3, "random_state": 0, "n_jobs": 1}
 TREE_SAMPLES = 20_000  # each tree's bootstrap sample at most: fitting time stays bounded as board runs add samples
 MIN_US = 0.1  # the profile counts whole microseconds: a kernel timed at 0 took less than 1
