@@ -154,7 +154,7 @@ def test_device_option_grades_every_figure_measured(pytester, board, tiny_card, 
     # each cell's per-layer profile joined the platform's latency predictor, the Conv's time among them
     added = json.loads(predictor_path("host").read_text())
     assert [u["what"] for u in added["record"]["updates"]] == ["tiny-fp32-host", "tiny-int8-host"]
-    assert all(any("Conv" in kind and us > 0 for _, kind, _, us in s["kernels"]) for s in added["samples"])
+    assert all(any("Conv" in kind and us > 0 for _, kind, _, us, _ in s["kernels"]) for s in added["samples"])
 
 
 def test_a_board_lost_mid_run_errors_and_keeps_the_samples(pytester, board, tiny_card, image_folder, tmp_path):

@@ -4,6 +4,7 @@ real error is measured by benchmarks/projection_error.py."""
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from importlib.util import find_spec
 from types import SimpleNamespace
 
@@ -305,13 +306,46 @@ def test_an_evicting_blocks_kernels_are_fitted_only_where_they_read_a_megabyte_o
 
     def block(evict_mb):
         return Sample({"block": "conv", "evict_mb": evict_mb}, None,
-                      [conv(blocks.EVICTED_MIN_WEIGHT_BYTES, 300.0), conv(blocks.EVICTED_MIN_WEIGHT_BYTES / 2, 150.0),
+                      [conv(blocks.LARGE_WEIGHT_BYTES, 300.0), conv(blocks.LARGE_WEIGHT_BYTES / 2, 150.0),
                        kernel("nchwc.ReorderOutput:float", 10, 5.0)])
     evicting = timed_by_kind([block(8)])
     assert [k.microseconds for k in evicting["nchwc.Conv:float"]] == [300.0]
     assert "nchwc.ReorderOutput:float" not in evicting
     kept = timed_by_kind([block(0)])
     assert len(kept["nchwc.Conv:float"]) == 2 and len(kept["nchwc.ReorderOutput:float"]) == 1
+
+
+def test_a_blocks_small_kernels_that_write_its_outputs_are_not_fitted():
+    """Every copy of a block ends in a kernel writing one of the graph's outputs, memory handed to the caller on
+    every run, where a network's inner kernel writes a buffer its memory plan reuses; a large convolution's time is
+    its weights', and it is kept."""
+    large, small = (Kernel(f"conv{b:g}", "nchwc.Conv:float", dict.fromkeys(FEATURES, 1.0) | {"weight_elements": b / 4},
+                           us, writes_output=True)
+                    for b, us in ((blocks.LARGE_WEIGHT_BYTES, 300.0), (blocks.LARGE_WEIGHT_BYTES / 2, 150.0)))
+    inner = kernel("nchwc.ReorderInput:float", 10, 5.0)
+    fitted = timed_by_kind([Sample({"block": "conv", "evict_mb": 0}, None,
+                                   [inner, large, small, replace(inner, name="last", writes_output=True)])])
+    assert [k.microseconds for k in fitted["nchwc.Conv:float"]] == [300.0]
+    assert [k.name for k in fitted["nchwc.ReorderInput:float"]] == [inner.name]
+
+
+def test_a_networks_working_set_is_its_weights_and_twice_its_largest_output_a_blocks_sums_its_outputs():
+    """A network is a chain whose activation buffers ONNX Runtime's memory plan reuses; a block's copies keep theirs
+    (kernels._network_working_set). The kernel writing the graph's output is marked so."""
+    weight = numpy_helper.from_array(np.zeros((8, 8, 1, 1), np.float32), "w")
+    nodes = [helper.make_node("Conv", ["x", "w"], ["c"], name="conv"),
+             helper.make_node("Relu", ["c"], ["r"], name="relu"),
+             helper.make_node("Sigmoid", ["r"], ["y"], name="sigmoid")]
+    graph = helper.make_graph(nodes, "g", [], [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)], [weight])
+    shape = {"float": [1, 8, 16, 16]}
+    events = [{"cat": "Node", "name": f"{node.name}_kernel_time", "dur": 5,
+               "args": {"op_name": node.op_type, "input_type_shape": [shape], "output_type_shape": [shape]}}
+              for node in nodes]
+    weights, output = 8 * 8 * 4, 8 * 16 * 16 * 4  # bytes
+    network, block = kernels_from_profile(graph, events), kernels_from_profile(graph, events, block=True)
+    assert {k.features["working_set"] for k in network} == {weights + 2 * output}
+    assert {k.features["working_set"] for k in block} == {weights + 3 * output}
+    assert [k.writes_output for k in network] == [False, False, True]
 
 
 def test_only_blocks_whose_weights_reach_a_megabyte_evict_and_a_share_of_those_does():
@@ -322,7 +356,7 @@ def test_only_blocks_whose_weights_reach_a_megabyte_evict_and_a_share_of_those_d
     for precision in ("fp32", "int8"):
         drawn = [blocks.sample_config(rng, precision) for _ in range(2000)]
         weight_bytes = [blocks.block_weights(c) / c["copies"] * blocks.WEIGHT_BYTES[precision] for c in drawn]
-        large = [b >= blocks.EVICTED_MIN_WEIGHT_BYTES for b in weight_bytes]
+        large = [b >= blocks.LARGE_WEIGHT_BYTES for b in weight_bytes]
         assert not any(c["evict_mb"] for c, big in zip(drawn, large, strict=True) if not big)
         evicting = [c["evict_mb"] > 0 for c, big in zip(drawn, large, strict=True) if big]
         assert len(evicting) > 100 and 0.2 < np.mean(evicting) < 0.4

@@ -81,7 +81,7 @@ MAX_EVICT_MB = 64  # memory touched between a block's runs: twice a 32 MB last-l
 # evicting block's kernel is not fitted (predictor.timed_kernels), so only a block whose weights reach 1 MB evicts
 # (by arithmetic, not measured, 1 MB takes 25-100 us to stream at 10-40 GB/s, well past those few microseconds):
 # until 2026-12-04 any block could, and 311 of profile 18's 379 evicting blocks had no kernel left to fit
-EVICTED_MIN_WEIGHT_BYTES = 1 << 20
+LARGE_WEIGHT_BYTES = 1 << 20
 EVICTING = 0.3  # the share of such blocks that evict: each of a small block's ~60 runs does, up to a second a block
 # bytes of a weight by the block's precision: an FP16 convolution runs as a float one on the host, its weights folded
 WEIGHT_BYTES = {"fp32": 4, "fp16": 4, "int8": 1}
@@ -147,7 +147,7 @@ def sample_config(rng: np.random.Generator, precision: str, block: str | None = 
         macs, weights = _per_copy(config)
         config["copies"] = min(config["copies"], int(MAX_MACS // max(macs, 1.0)),
                                int(MAX_WEIGHTS // max(weights, 1.0)))
-        large = weights * WEIGHT_BYTES[precision] >= EVICTED_MIN_WEIGHT_BYTES
+        large = weights * WEIGHT_BYTES[precision] >= LARGE_WEIGHT_BYTES
         config["evict_mb"] = (int(round(math.exp(rng.uniform(0, math.log(MAX_EVICT_MB)))))
                               if large and rng.random() < EVICTING else 0)
         if config["copies"] >= 1:

@@ -42,6 +42,7 @@ class Kernel:
     kind: str  # the kernel type: op after fusion, its domain and its input's element type, e.g. nchwc.Conv:float
     features: dict[str, float]
     microseconds: float | None = None  # its mean time over the profiled runs; None where not timed
+    writes_output: bool = False  # one of its outputs is the graph's: written to memory handed to the caller each run
 
     def row(self) -> list[float]:
         return [self.features[name] for name in FEATURES]
@@ -66,10 +67,11 @@ def profile_model(model: Path | bytes, feeds: dict[str, np.ndarray], threads: in
 
 
 def kernels_from_profile(graph: onnx.GraphProto, events: list[dict[str, Any]], skip_runs: int = 0,
-                         evict_bytes: int = 0) -> list[Kernel]:
+                         evict_bytes: int = 0, block: bool = False) -> list[Kernel]:
     """The kernels of an ONNX Runtime profile (its JSON events) joined with the optimised graph it ran, in order of
     execution; each kernel's time is its mean over the quiet runs after the first `skip_runs` (`_quiet_times`).
-    `evict_bytes`: the memory touched between runs besides the graph's (runtimes.onnxruntime.profile.evictor)."""
+    `evict_bytes`: the memory touched between runs besides the graph's (runtimes.onnxruntime.profile.evictor);
+    `block`: the graph is a profiling plan's block, not a network (its working set is summed another way)."""
     nodes = {node.name: node for node in graph.node}
     weights = {init.name: list(init.dims) for init in graph.initializer}
     runs: list[dict[str, float]] = []  # each run's kernel times by node name
@@ -96,16 +98,25 @@ def kernels_from_profile(graph: onnx.GraphProto, events: list[dict[str, Any]], s
                         "the same session")
     kinds = {name: _kind(known[name], args) for name, args in shapes.items()}
     features = {name: _features(known[name], args, weights) for name, args in shapes.items()}
-    working_set = evict_bytes + sum(_held_bytes(kinds[name], features[name]) for name in shapes)
-    return [Kernel(name, kinds[name], features[name] | {"working_set": working_set},
-                   times.get(name))
+    held = [(element_bytes(kinds[name]) * features[name]["weight_elements"],
+             element_bytes(kinds[name]) * features[name]["output_elements"]) for name in shapes]
+    working_set = evict_bytes + (sum(w + o for w, o in held) if block else _network_working_set(held))
+    graph_outputs = {output.name for output in graph.output}
+    return [Kernel(name, kinds[name], features[name] | {"working_set": working_set}, times.get(name),
+                   writes_output=bool(graph_outputs.intersection(known[name].output)))
             for name in shapes]
 
 
-def _held_bytes(kind: str, features: dict[str, float]) -> float:
-    """What a kernel adds to its graph's working set: its weights and its output. Between two runs of a kernel
-    the rest of the graph touches the whole set, so its data stays in a cache only where the whole set fits."""
-    return element_bytes(kind) * (features["weight_elements"] + features["output_elements"])
+def _network_working_set(held: list[tuple[float, float]]) -> float:
+    """A network's working set from its kernels' (weight bytes, output bytes): its weights and twice its largest
+    output (a layer's input and output, live at once). Between two runs of a kernel the rest of the graph touches
+    the whole set, so its data stays in a cache only where the whole set fits. A network is a chain, and ONNX
+    Runtime's memory plan reuses its activation buffers; summed as a block's are (every copy's output kept), its
+    outputs put YOLOv8-s at 444 MB and predicted every network's kernels as if colder: +4 to +7 % on average over
+    five profiles' held-out cells, 50-72 % of them within +/-10 %, against +3 to +5 % and 56-83 % with this (Intel
+    Xeon host, 2026-12-04; docs/latency-prediction.md). A block is still summed: its rule for blocks too scored
+    44 % and 72 % on two of the profiles."""
+    return sum(w for w, _ in held) + 2 * max((o for _, o in held), default=0.0)
 
 
 def _next(candidates: list[onnx.NodeProto], name: str, args: dict[str, Any]) -> onnx.NodeProto:

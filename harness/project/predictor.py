@@ -17,7 +17,7 @@ from __future__ import annotations
 import fcntl
 import json
 from collections import defaultdict
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -27,7 +27,7 @@ from scipy.optimize import lsq_linear
 
 from harness import cache
 from harness.errors import NcapError
-from harness.project.blocks import EVICTED_MIN_WEIGHT_BYTES, MAX_EVICT_MB, Config, evict_bytes
+from harness.project.blocks import LARGE_WEIGHT_BYTES, MAX_EVICT_MB, Config, evict_bytes
 from harness.project.kernels import FEATURES, Kernel
 
 # 5: an INT8 max pool's MACs count its window, as other pools' do; 6: fitted without the weightless kernels of evicting
@@ -36,10 +36,11 @@ from harness.project.kernels import FEATURES, Kernel
 # (`overheads`); 9: samples brought to the plan's speed by a drift panel, by kernel size (profiling.at_plan_speed);
 # 10: a convolution's input_elements count its data input alone, not a fused Add's (kernels._features); 11: wall
 # and kernel times are the runs' quiet means, not medians and trimmed means (runtimes.onnxruntime.profile.quiet_mean);
-# 12: of an evicting block, only kernels of EVICTED_MIN_WEIGHT_BYTES or more of weights are fitted (`timed_kernels`);
-# 13: each split of a tree weighs a third of the features (FOREST). A held-out error measured on an earlier format is
-# not this fit's
-FORMAT = "dms-ncap kernel predictor 13"
+# 12: of an evicting block, only kernels of LARGE_WEIGHT_BYTES or more of weights are fitted (`timed_kernels`);
+# 13: each split of a tree weighs a third of the features (FOREST); 14: a network's working set is its weights and
+# twice its largest output (kernels._network_working_set), and a block's small kernels that write its outputs are not
+# fitted (`timed_kernels`). A held-out error measured on an earlier format is not this fit's
+FORMAT = "dms-ncap kernel predictor 14"
 MIN_SAMPLES = 5  # a kernel type with fewer is predicted by the pooled regressor over all types
 # A third of the features at each split (Breiman's rule for regression, R randomForest's default; scikit-learn's is
 # all of them): trees that split on all of them lean on the same few nearest samples, which a 25-minute plan has a
@@ -210,18 +211,21 @@ def timed_by_kind(samples: list[Sample]) -> dict[str, list[Kernel]]:
 
 def timed_kernels(samples: list[Sample]) -> list[tuple[int, Kernel]]:
     """(index of the sample, kernel) for the samples' timed kernels, each timed as `wall_timed` says; the kernels
-    of a block's copies (one type, the same features) are one kernel at their mean time. A block's memory evicted
-    between runs stands for the rest of a network leaving a large kernel's weights cold; a kernel of under
-    EVICTED_MIN_WEIGHT_BYTES of weights (a reorder, an activation, a small convolution) finds its input and more
-    cold after an eviction, warm in a network (small reorders took 4-7 us after one, 0.5-1.7 without: measured), so
-    those are left out."""
+    of a block's copies (one type, the same features) are one kernel at their mean time. Left out: the kernels of
+    under LARGE_WEIGHT_BYTES of weights (a reorder, an activation, a small convolution), whose time is where their
+    data is, where a block leaves their data as no network's inner kernel finds it. After an eviction (memory
+    evicted between a block's runs stands for the rest of a network leaving a large kernel's weights cold), such a
+    kernel finds its input and more cold, warm in a network (small reorders took 4-7 us after one, 0.5-1.7 without:
+    measured). And writing one of the graph's outputs, it writes memory handed to the caller on every run, where a
+    network's inner kernel writes a buffer its memory plan reuses: every copy of a block ends so, a network once
+    (an FP16 block's final Casts took twice as long as the same Casts inside it: Intel Xeon host, profile 20)."""
     fitted = overheads(samples)
     timed = []
     for index, sample in enumerate(samples):
         evicted = evict_bytes(sample.block) > 0
         alike: dict[tuple[str, tuple[float, ...]], list[Kernel]] = defaultdict(list)
         for kernel in wall_timed(sample, fitted):
-            if evicted and kernel.weight_bytes < EVICTED_MIN_WEIGHT_BYTES:
+            if kernel.weight_bytes < LARGE_WEIGHT_BYTES and (evicted or kernel.writes_output):
                 continue
             alike[kernel.kind, tuple(kernel.row())].append(kernel)
         for (kind, _), kernels in alike.items():
@@ -235,7 +239,7 @@ def wall_timed(sample: Sample, fitted: Overheads) -> list[Kernel]:
     the profiler's cost), so kernels sum to what a caller waits on average over the blocks. Not each block's own
     difference spread over its kernels: a block's timing noise is a share of its time, and a large kernel's 1 %
     spread over a block's 1-us kernels (a 375 us pool block's reorders) made them several times too slow."""
-    return [Kernel(k.name, k.kind, k.features, max(MIN_US, k.microseconds + fitted.kernel_us(k.kind)))
+    return [replace(k, microseconds=max(MIN_US, k.microseconds + fitted.kernel_us(k.kind)))
             for k in sample.kernels if k.microseconds is not None]
 
 
@@ -297,8 +301,8 @@ def _parsed(path: Path) -> tuple[PredictorRecord, list[Sample]]:
     try:
         record = PredictorRecord(**document["record"])
         samples = [Sample(s["block"], s["wall_ms"],
-                          [Kernel(name, kind, dict(zip(FEATURES, row, strict=True)), us)
-                           for name, kind, row, us in s["kernels"]])
+                          [Kernel(name, kind, dict(zip(FEATURES, row, strict=True)), us, writes_output)
+                           for name, kind, row, us, writes_output in s["kernels"]])
                    for s in document["samples"]]
     except (ValueError, KeyError, TypeError, AttributeError) as exc:
         raise NcapError(f"{path} is not a readable latency predictor ({type(exc).__name__}: "
@@ -329,7 +333,7 @@ def _write(path: Path, document: dict[str, Any]) -> None:
 
 def _sample_json(sample: Sample) -> dict[str, Any]:
     return {"block": sample.block, "wall_ms": sample.wall_ms,
-            "kernels": [[k.name, k.kind, k.row(), k.microseconds] for k in sample.kernels]}
+            "kernels": [[k.name, k.kind, k.row(), k.microseconds, k.writes_output] for k in sample.kernels]}
 
 
 def _x(rows: list[list[float]]) -> np.ndarray:

@@ -109,7 +109,8 @@ class DeviceBench:
 
 def block_sample(config: Config, wall_s: float, events: list[dict[str, Any]], graph: bytes) -> Sample:
     """A block's sample from its wall time and its per-layer profile (`time_and_profile`'s result)."""
-    kernels = kernels_from_profile(onnx.load_from_string(graph).graph, events, PROFILE_WARMUP, evict_bytes(config))
+    kernels = kernels_from_profile(onnx.load_from_string(graph).graph, events, PROFILE_WARMUP, evict_bytes(config),
+                                   block=True)
     return Sample(config, wall_s * 1e3, kernels)
 
 
