@@ -211,11 +211,11 @@ def timed_by_kind(samples: list[Sample]) -> dict[str, list[Kernel]]:
 
 def timed_kernels(samples: list[Sample]) -> list[tuple[int, Kernel]]:
     """(index of the sample, kernel) for the samples' timed kernels, each timed as `wall_timed` says; the kernels
-    of a block's copies (one type, the same features) are one kernel at their mean time. Left out: the kernels of
-    under LARGE_WEIGHT_BYTES of weights (a reorder, an activation, a small convolution), whose time is where their
-    data is, where a block leaves their data as no network's inner kernel finds it. After an eviction (memory
-    evicted between a block's runs stands for the rest of a network leaving a large kernel's weights cold), such a
-    kernel finds its input and more cold, warm in a network (small reorders took 4-7 us after one, 0.5-1.7 without:
+    of a block's copies (one type, the same features) are one kernel at their mean time. A kernel of under
+    LARGE_WEIGHT_BYTES of weights (a reorder, an activation, a small convolution) takes the time of wherever its data
+    is, so it is left out where a block leaves its data as no network's inner kernel finds it. After an eviction
+    (memory evicted between a block's runs stands for the rest of a network leaving a large kernel's weights cold),
+    it finds its input and more cold, warm in a network (small reorders took 4-7 us after one, 0.5-1.7 without:
     measured). And writing one of the graph's outputs, it writes memory handed to the caller on every run, where a
     network's inner kernel writes a buffer its memory plan reuses: every copy of a block ends so, a network once
     (an FP16 block's final Casts took twice as long as the same Casts inside it: Intel Xeon host, profile 20)."""
