@@ -55,6 +55,12 @@ def kernel(kind, macs, us=None):
     return Kernel(f"k{macs:g}", kind, features, us)
 
 
+def weighted_conv(weight_bytes, us, writes_output=False):
+    """An FP32 NCHWc convolution reading `weight_bytes` of weights (4 bytes a weight)."""
+    features = dict.fromkeys(FEATURES, 1.0) | {"macs": weight_bytes, "weight_elements": weight_bytes / 4}
+    return Kernel(f"conv{weight_bytes:g}", "nchwc.Conv:float", features, us, writes_output)
+
+
 def true_us(macs):
     return macs / 1000 + 2
 
@@ -300,13 +306,10 @@ def test_an_evicting_blocks_kernels_are_fitted_only_where_they_read_a_megabyte_o
     """After an eviction a block's reorders, activations and small convolutions find their input, code and state cold,
     where a network's kernel before leaves them warm; a large convolution's cold weights are what the eviction is
     for, and a block that evicts nothing keeps every kernel."""
-    def conv(weight_bytes, us):  # FP32: 4 bytes a weight
-        features = dict.fromkeys(FEATURES, 1.0) | {"macs": weight_bytes, "weight_elements": weight_bytes / 4}
-        return Kernel(f"conv{weight_bytes:g}", "nchwc.Conv:float", features, us)
-
     def block(evict_mb):
         return Sample({"block": "conv", "evict_mb": evict_mb}, None,
-                      [conv(blocks.LARGE_WEIGHT_BYTES, 300.0), conv(blocks.LARGE_WEIGHT_BYTES / 2, 150.0),
+                      [weighted_conv(blocks.LARGE_WEIGHT_BYTES, 300.0),
+                       weighted_conv(blocks.LARGE_WEIGHT_BYTES / 2, 150.0),
                        kernel("nchwc.ReorderOutput:float", 10, 5.0)])
     evicting = timed_by_kind([block(8)])
     assert [k.microseconds for k in evicting["nchwc.Conv:float"]] == [300.0]
@@ -319,9 +322,8 @@ def test_a_blocks_small_kernels_that_write_its_outputs_are_not_fitted():
     """Every copy of a block ends in a kernel writing one of the graph's outputs, memory handed to the caller on
     every run, where a network's inner kernel writes a buffer its memory plan reuses; a large convolution's time is
     its weights', and it is kept."""
-    large, small = (Kernel(f"conv{b:g}", "nchwc.Conv:float", dict.fromkeys(FEATURES, 1.0) | {"weight_elements": b / 4},
-                           us, writes_output=True)
-                    for b, us in ((blocks.LARGE_WEIGHT_BYTES, 300.0), (blocks.LARGE_WEIGHT_BYTES / 2, 150.0)))
+    large = weighted_conv(blocks.LARGE_WEIGHT_BYTES, 300.0, writes_output=True)
+    small = weighted_conv(blocks.LARGE_WEIGHT_BYTES / 2, 150.0, writes_output=True)
     inner = kernel("nchwc.ReorderInput:float", 10, 5.0)
     fitted = timed_by_kind([Sample({"block": "conv", "evict_mb": 0}, None,
                                    [inner, large, small, replace(inner, name="last", writes_output=True)])])
