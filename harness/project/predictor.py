@@ -213,8 +213,8 @@ def timed_by_kind(samples: list[Sample]) -> dict[str, list[Kernel]]:
 def timed_kernels(samples: list[Sample]) -> list[tuple[int, Kernel]]:
     """(index of the sample, kernel) for the samples' timed kernels, each timed as `wall_timed` says; the kernels
     of a block's copies (one type, the same features) are one kernel at their median time: a network runs each kernel
-    once, and one copy apart from the rest (a residual pair's 3x3 convolution at 52 GMAC/s beside twelve copies at
-    71-75: Intel Xeon host, profile 22) would pull a mean its way. A kernel of under
+    once, and one copy apart from the rest (one of a residual pair's 3x3 convolutions at 52 GMAC/s beside its 25
+    copies at 71-75: Intel Xeon host, profile 22) would pull a mean its way. A kernel of under
     LARGE_WEIGHT_BYTES of weights (a reorder, an activation, a small convolution) takes the time of wherever its data
     is, so it is left out where a block leaves its data as no network's inner kernel finds it. After an eviction
     (memory evicted between a block's runs stands for the rest of a network leaving a large kernel's weights cold),
