@@ -40,8 +40,9 @@ from harness.project.kernels import FEATURES, Kernel
 # 13: each split of a tree weighs a third of the features (FOREST); 14: a network's working set is its weights and
 # twice its largest output (kernels._network_working_set), and a block's small kernels that write its outputs are not
 # fitted (`timed_kernels`); 15: a block's copies of a kernel are one sample at their median time, not their mean
-# (`timed_kernels`). A held-out error measured on an earlier format is not this fit's
-FORMAT = "dms-ncap kernel predictor 15"
+# (`timed_kernels`); 16: the regressors also see the MACs per output element (`_x`). A held-out error measured on an
+# earlier format is not this fit's
+FORMAT = "dms-ncap kernel predictor 16"
 MIN_SAMPLES = 5  # a kernel type with fewer is predicted by the pooled regressor over all types
 # A third of the features at each split (Breiman's rule for regression, R randomForest's default; scikit-learn's is
 # all of them): trees that split on all of them lean on the same few nearest samples, which a 25-minute plan has a
@@ -340,10 +341,16 @@ def _sample_json(sample: Sample) -> dict[str, Any]:
 
 
 def _x(rows: list[list[float]]) -> np.ndarray:
+    """The regressors' input: the log of each feature, and of the multiply-accumulates per output element (a
+    convolution's kernel area x input channels per group: the depth of its dot products, a GEMM's K). A kernel's
+    rate per MAC follows that depth, which no single feature holds: the forest predicted DMS-Net pruned INT8's
+    3 -> 16 3x3 stem at 10 ns a pixel, leaning on a 3 -> 16 5x5 (nearly three times the MACs a pixel), where the
+    fit's 3 -> 8-24 3x3 stems ran at 15-21 and the network at 16 (AMD EPYC host, profile 26)."""
     table = np.asarray(rows, dtype=np.float64).clip(min=0)
     working_set = FEATURES.index("working_set")
     table[:, working_set] = table[:, working_set].clip(max=WORKING_SET_CAP)
-    return np.log1p(table)
+    macs, outputs = table[:, FEATURES.index("macs")], table[:, FEATURES.index("output_elements")]
+    return np.log1p(np.column_stack([table, macs / np.maximum(outputs, 1.0)]))
 
 
 def _y(kernels: list[Kernel]) -> np.ndarray:
