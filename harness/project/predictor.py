@@ -2,12 +2,12 @@
 kernels (each brought to the wall clock, see `wall_timed`) plus the runtime's measured per-call overhead
 (after nn-Meter, MobiSys'21).
 
-The regressor is scikit-learn's RandomForestRegressor on the log of each kernel's features, predicting the log
-of its time per unit of work (see `_y`): nn-Meter's choice for the same problem. It needs no feature scaling,
-fits thousands of samples quickly, and follows the steps in a CPU kernel's time (a change of GEMM
-blocking at some channel count) that a smooth model averages away. Its fault is that it cannot extrapolate:
-the profiling plan samples the whole range of configurations (harness.project.blocks), and the target levels
-off for kernels larger than any sampled.
+The regressor is scikit-learn's RandomForestRegressor on the log of each kernel's features (and of its MACs per
+output, `_x`), predicting the log of its time per unit of work (see `_y`): nn-Meter's choice for the same problem.
+It needs no feature scaling, fits thousands of samples quickly, and follows the steps in a CPU kernel's time (a
+change of GEMM blocking at some channel count) that a smooth model averages away. Its fault is that it cannot
+extrapolate: the profiling plan samples the whole range of configurations (harness.project.blocks), and the target
+levels off for kernels larger than any sampled.
 
 The predictor file is JSON: the timed samples and the record of their fit, never a pickle (loading a pickle a
 user was given runs its code). The forests are refitted on load, with a fixed seed.
